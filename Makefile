@@ -1,0 +1,13 @@
+# The README's test command is `make test`.
+.PHONY: test test-go test-client run
+
+test: test-go test-client
+
+test-go:
+	go test -race ./...
+
+test-client:
+	cd clients/typescript && npm ci --no-audit --no-fund && npm test
+
+run:
+	go run ./cmd/caddy run --config testdata/example.Caddyfile

@@ -1,0 +1,84 @@
+package behest
+
+import (
+	"encoding/json"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Project is one app or customer org: its API keys, trusted issuers, tiers, prices, budget and
+// CORS origins.
+type Project struct {
+	// ID is the project id (the pid claim), e.g. "p_456".
+	ID string `json:"id"`
+	// Tenant is the account the project belongs to (the tid claim).
+	Tenant string `json:"tenant"`
+	// APIKeys are the project's API keys, for the mint, revoke and usage endpoints.
+	APIKeys []string `json:"api_keys,omitempty"`
+	// APIKeysSHA256 are API keys given as the hex sha256 of the key.
+	APIKeysSHA256 []string `json:"api_keys_sha256,omitempty"`
+	// MaxTTL is the longest ttl a mint may ask for (default 1h; the shortest is 30s).
+	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
+	// CORSOrigins are the browser origins allowed to call the gateway with this project's tokens.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
+	// DefaultTier is the tier of tokens that name none or an unknown one (default: the first tier).
+	DefaultTier string `json:"default_tier,omitempty"`
+	// Trust lists the identity providers whose tokens this project accepts.
+	Trust []*Trust `json:"trust,omitempty"`
+	// Tiers are the project's tiers with their per-user limits, in the order declared.
+	Tiers []*Tier `json:"tiers,omitempty"`
+	// Prices are USD per 1M tokens by model; the model "*" prices every model not listed.
+	Prices map[string]Price `json:"prices,omitempty"`
+	// CostPerMonth is the project's hard budget per UTC calendar month, in USD (0: none).
+	CostPerMonth float64 `json:"cost_per_month,omitempty"`
+	// StreamUsage, when false, stops the gateway from setting stream_options.include_usage on
+	// streamed chat completions (for providers that reject it); such streams are then charged
+	// their reservation. Default true.
+	StreamUsage *bool `json:"stream_usage,omitempty"`
+}
+
+// Trust is an identity provider a project accepts tokens from.
+type Trust struct {
+	// Issuer is the iss claim of its tokens, e.g. "https://clerk.example.com".
+	Issuer string `json:"issuer"`
+	// JWKSURL is where its public keys are (default: <issuer>/.well-known/jwks.json).
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// Algorithms is the allowlist of signature algorithms (default RS256, ES256, EdDSA).
+	Algorithms []string `json:"algorithms,omitempty"`
+	// Audience, when set, must be in the token's aud claim.
+	Audience string `json:"audience,omitempty"`
+	// AuthorizedParties, when set, must contain the token's azp when it has one.
+	AuthorizedParties []string `json:"authorized_parties,omitempty"`
+	// Claims maps an identity field (uid, tier, tid, pid, sid) to a claim path; dots reach into
+	// objects ("public_metadata.plan").
+	Claims map[string]string `json:"claims,omitempty"`
+}
+
+// Tier is a set of per-end-user limits. Zero means no limit.
+type Tier struct {
+	// Name is how tokens name the tier: "1", "2", "pro".
+	Name string `json:"name"`
+	// RequestsPerMinute over a rolling minute.
+	RequestsPerMinute int64 `json:"requests_per_minute,omitempty"`
+	// TokensPerMinute (input + output) over a rolling minute.
+	TokensPerMinute int64 `json:"tokens_per_minute,omitempty"`
+	// TokensPerDay per UTC calendar day.
+	TokensPerDay int64 `json:"tokens_per_day,omitempty"`
+	// CostPerDay in USD per UTC calendar day.
+	CostPerDay float64 `json:"cost_per_day,omitempty"`
+	// CostPerMonth in USD per UTC calendar month.
+	CostPerMonth float64 `json:"cost_per_month,omitempty"`
+	// ConcurrentRequests in flight at once.
+	ConcurrentRequests int64 `json:"concurrent_requests,omitempty"`
+	// MaxOutputTokens is the most output a request may ask for; requests that ask for none get it.
+	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
+}
+
+// Price is what a model costs, in USD per 1M tokens.
+type Price struct {
+	Input  float64 `json:"input"`
+	Output float64 `json:"output"`
+}
+
+// storeConfig is the JSON of the store guest module.
+type storeConfig = json.RawMessage

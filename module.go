@@ -1,0 +1,286 @@
+// Package behest is a Caddy HTTP handler that lets apps call LLM providers with short-lived
+// end-user tokens instead of provider keys. It verifies each request's token, enforces the
+// project's per-tier limits and hard budgets, meters the provider's usage, and hands the request
+// to the next handler (normally reverse_proxy, which adds the provider key).
+package behest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/behest/caddy-behest/limiter"
+	"github.com/behest/caddy-behest/mint"
+	"github.com/behest/caddy-behest/verifier"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler authenticates end users of LLM apps and enforces their quotas.
+//
+// Placeholders it sets for the handlers after it and the access log:
+//
+//	{http.behest.tenant_id}, {http.behest.project_id}, {http.behest.user_id},
+//	{http.behest.tier}, {http.behest.session_id}, {http.behest.claims.<name>},
+//	{http.auth.user.id} (the user id).
+type Handler struct {
+	// Issuer is the iss of the tokens this gateway mints (default "behest"; set it to the
+	// gateway's public URL).
+	Issuer string `json:"issuer,omitempty"`
+	// SigningKey is "auto" (default: an Ed25519 key generated once and kept in Caddy's storage,
+	// so restarts and instances sharing storage keep it) or the path of a PEM private key
+	// (Ed25519 or ECDSA P-256).
+	SigningKey string `json:"signing_key,omitempty"`
+	// JWKSCacheTTL is how long a trusted issuer's JWKS is cached (default 5m).
+	JWKSCacheTTL caddy.Duration `json:"jwks_cache_ttl,omitempty"`
+	// StoreRaw is the limit store module (default: embedded).
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.behest.stores inline_key=type"`
+	// MintPath is the token mint endpoint (default /v1/auth/mint).
+	MintPath string `json:"mint_path,omitempty"`
+	// RevokePath is the revoke endpoint (default /v1/auth/revoke).
+	RevokePath string `json:"revoke_path,omitempty"`
+	// UsagePath is the usage report endpoint (default /v1/usage).
+	UsagePath string `json:"usage_path,omitempty"`
+	// MePath is the caller's own tier and limits (default /v1/me).
+	MePath string `json:"me_path,omitempty"`
+	// MaxRequestBody caps the body of a proxied request in bytes (default 32 MiB); the body
+	// size bounds a request's prompt tokens when its worst case is reserved.
+	MaxRequestBody int64 `json:"max_request_body,omitempty"`
+	// Projects are the projects this gateway serves.
+	Projects []*Project `json:"projects,omitempty"`
+
+	logger   *zap.Logger
+	now      func() time.Time
+	keys     *mint.Keyring
+	minter   *mint.Minter
+	apiKeys  *mint.APIKeys
+	verifier *verifier.Verifier
+	store    limiter.Store
+	projects map[string]*project
+	cors     corsPolicy
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.behest",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+const (
+	defaultIssuer         = "behest"
+	defaultMaxRequestBody = 32 << 20
+	signingKeyStorageName = "behest/signing_key.pem"
+	jwksPath              = "/.well-known/jwks.json"
+)
+
+// Provision compiles the configuration and connects the store.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.Issuer == "" {
+		h.Issuer = defaultIssuer
+	}
+	if h.SigningKey == "" {
+		h.SigningKey = "auto"
+	}
+	if h.MintPath == "" {
+		h.MintPath = "/v1/auth/mint"
+	}
+	if h.RevokePath == "" {
+		h.RevokePath = "/v1/auth/revoke"
+	}
+	if h.UsagePath == "" {
+		h.UsagePath = "/v1/usage"
+	}
+	if h.MePath == "" {
+		h.MePath = "/v1/me"
+	}
+	if h.MaxRequestBody == 0 {
+		h.MaxRequestBody = defaultMaxRequestBody
+	}
+
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	if err := h.compileProjects(); err != nil {
+		return err
+	}
+	if err := h.provisionKeys(ctx); err != nil {
+		return err
+	}
+	if err := h.provisionStore(ctx); err != nil {
+		return err
+	}
+	return h.provisionVerifier()
+}
+
+func (h *Handler) provisionKeys(ctx caddy.Context) error {
+	var (
+		key *mint.SigningKey
+		err error
+	)
+	if h.SigningKey == "auto" {
+		key, err = mint.LoadOrCreateKey(ctx, ctx.Storage(), signingKeyStorageName)
+	} else {
+		key, err = mint.LoadKeyFile(h.SigningKey)
+	}
+	if err != nil {
+		return fmt.Errorf("signing_key %q: %w", h.SigningKey, err)
+	}
+	h.keys = mint.NewKeyring(key)
+	h.minter = &mint.Minter{Issuer: h.Issuer, Keys: h.keys, Now: h.now}
+	h.apiKeys = new(mint.APIKeys)
+	repl := caddy.NewReplacer()
+	for _, p := range h.Projects {
+		for _, k := range p.APIKeys {
+			// Keys usually come from the environment: api_key {env.BEHEST_KEY}.
+			key := repl.ReplaceKnown(k, "")
+			if key == "" {
+				return fmt.Errorf("project %s: api_key %s is empty (is the environment variable set?)", p.ID, k)
+			}
+			h.apiKeys.Add(p.ID, key)
+		}
+		for _, k := range p.APIKeysSHA256 {
+			if err := h.apiKeys.AddSHA256(p.ID, k); err != nil {
+				return fmt.Errorf("project %s: api_key_sha256: %w", p.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Handler) provisionStore(ctx caddy.Context) error {
+	if h.StoreRaw == nil {
+		h.StoreRaw = json.RawMessage(`{"type":"embedded"}`)
+	}
+	mod, err := ctx.LoadModule(h, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	h.store = mod.(StoreProvider).Store()
+	return nil
+}
+
+func (h *Handler) provisionVerifier() error {
+	projects := make([]verifier.Project, 0, len(h.Projects))
+	for _, p := range h.Projects {
+		vp := verifier.Project{ID: p.ID, TenantID: p.Tenant, DefaultTier: h.projects[p.ID].defaultTier}
+		for _, t := range p.Tiers {
+			vp.Tiers = append(vp.Tiers, t.Name)
+		}
+		for _, t := range p.Trust {
+			vp.Trust = append(vp.Trust, verifier.Trust{
+				Issuer:            t.Issuer,
+				JWKSURL:           t.JWKSURL,
+				Algorithms:        t.Algorithms,
+				Audience:          t.Audience,
+				AuthorizedParties: t.AuthorizedParties,
+				Claims:            t.Claims,
+			})
+		}
+		projects = append(projects, vp)
+	}
+	v, err := verifier.New(verifier.Config{
+		Issuer:       h.Issuer,
+		MintedKeys:   h.keys,
+		Projects:     projects,
+		JWKSCacheTTL: time.Duration(h.JWKSCacheTTL),
+		Now:          h.now,
+		Logger:       h.logger.Named("verifier"),
+	})
+	if err != nil {
+		return err
+	}
+	h.verifier = v
+	return nil
+}
+
+// Validate checks the configuration; Provision has already compiled it.
+func (h *Handler) Validate() error {
+	for _, p := range []string{h.MintPath, h.RevokePath, h.UsagePath, h.MePath} {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("endpoint path %q must start with /", p)
+		}
+	}
+	if h.JWKSCacheTTL < 0 {
+		return fmt.Errorf("jwks_cache_ttl %s must not be negative", time.Duration(h.JWKSCacheTTL))
+	}
+	return nil
+}
+
+// Cleanup stops the verifier's goroutines. The store outlives reloads in its usage pool and is
+// released by its own module.
+func (h *Handler) Cleanup() error {
+	if h.verifier != nil {
+		h.verifier.Close()
+	}
+	return nil
+}
+
+// ServeHTTP routes the gateway's own endpoints and authenticates and limits everything else.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		return h.preflight(w, r, next)
+	}
+	switch r.URL.Path {
+	case jwksPath:
+		return h.serveJWKS(w, r)
+	case h.MintPath:
+		return h.serveMint(w, r)
+	case h.RevokePath:
+		return h.serveRevoke(w, r)
+	case h.UsagePath:
+		return h.serveUsage(w, r)
+	}
+
+	id, err := h.authenticate(r)
+	if err != nil {
+		return h.writeError(w, r, nil, err)
+	}
+	p := h.projects[id.ProjectID]
+	if id.TierUnknown {
+		metrics.tierUnknown.WithLabelValues(p.id).Inc()
+		if ce := h.logger.Check(zap.InfoLevel, "token names an unknown tier; using the default"); ce != nil {
+			ce.Write(zap.String("project", p.id), zap.Any("tier", id.Claims["tier"]))
+		}
+	}
+	h.cors.allow(w, r, p)
+	sid := sessionID(id, r)
+	if !validSessionID(sid) {
+		return h.writeError(w, r, p, badRequest("invalid_session_id", "X-Session-Id",
+			"X-Session-Id must be at most 128 printable ASCII characters without spaces."))
+	}
+	setIdentity(r, id, sid)
+	if r.URL.Path == h.MePath {
+		return h.serveMe(w, r, p, id, sid)
+	}
+	return h.proxy(w, r, next, p, id, sid)
+}
+
+// StoreProvider is implemented by store guest modules.
+type StoreProvider interface {
+	Store() limiter.Store
+}
+
+var errNoToken = errors.New("no bearer token")
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
