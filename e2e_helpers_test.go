@@ -82,7 +82,24 @@ func (p *provider) serve(w http.ResponseWriter, r *http.Request) {
 		Stream bool   `json:"stream"`
 	}
 	_ = json.Unmarshal(body, &req)
+	switch req.Model {
+	case "fail-500":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, `{"error":{"message":"provider exploded","type":"server_error","param":null,"code":null}}`)
+		return
+	case "drop-stream":
+		// One chunk, then the connection dies: no usage record ever arrives.
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, `data: {"id":"c1","object":"chat.completion.chunk","model":"drop-stream","choices":[{"index":0,"delta":{"content":"Hel"}}]}`+"\n\n")
+		w.(http.Flusher).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	}
 	if req.Stream {
+		slow := req.Model == "slow-stream"
 		w.Header().Set("Content-Type", "text/event-stream")
 		for _, chunk := range []string{
 			`{"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"delta":{"content":"Hel"}}],"usage":null}`,
@@ -91,6 +108,9 @@ func (p *provider) serve(w http.ResponseWriter, r *http.Request) {
 		} {
 			fmt.Fprintf(w, "data: %s\n\n", chunk)
 			w.(http.Flusher).Flush()
+			if slow {
+				time.Sleep(400 * time.Millisecond)
+			}
 		}
 		fmt.Fprint(w, "data: [DONE]\n\n")
 		return
