@@ -257,7 +257,7 @@ func TestRevokeAndMe(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	m3 := mintToken(t, c, "test-project-key", `{"user_id":"user_rv","tier":"q"}`)
 	if resp := do(t, c, "POST", "/v1/chat/completions", m3.Token, chatBody, nil); readBody(t, resp) == nil || resp.StatusCode != 200 {
-		t.Fatalf("a token minted after the revocation: %d", resp.StatusCode)
+		t.Fatalf("a token minted after the revocation: %d %s", resp.StatusCode, resp.Header)
 	}
 	wantError(t, do(t, c, "POST", "/v1/auth/revoke", "test-project-key", `{}`, nil), 400, "invalid_request")
 	wantError(t, do(t, c, "POST", "/v1/auth/revoke", "wrong-key", `{"user_id":"x"}`, nil), 401, "invalid_api_key")

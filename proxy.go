@@ -47,11 +47,11 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if err != nil {
 		return h.writeError(w, r, p, err)
 	}
-	rl := rateLimitHeaders(t, dec)
-	rl.apply(w.Header())
 	if dec.Revoked {
 		return h.writeError(w, r, p, errRevoked)
 	}
+	rl := rateLimitHeaders(t, dec)
+	rl.apply(w.Header())
 	if !dec.Allowed {
 		return h.writeError(w, r, p, refusal(dec))
 	}

@@ -78,7 +78,7 @@ func (v *Verifier) identity(p *projectRule, claims map[string]any, tr *trustRule
 	id := &Identity{
 		TenantID: p.TenantID, ProjectID: p.ID, UserID: uid,
 		Issuer: stringClaim(claims, "iss"), TokenID: stringClaim(claims, "jti"),
-		ExpiresAt: exp, Claims: plainClaims(claims),
+		ExpiresAt: exp,
 	}
 	id.SessionID, _ = lookupString(claims, tr.path("sid"))
 	if iat, ok, _ := numericDate(claims, "iat"); ok {
@@ -95,6 +95,8 @@ func (v *Verifier) identity(p *projectRule, claims map[string]any, tr *trustRule
 	default:
 		id.Tier = p.DefaultTier
 	}
+	// Last: it rewrites the numbers the look-ups above read as json.Number.
+	id.Claims = plainClaims(claims)
 	return id, nil
 }
 
