@@ -359,3 +359,7 @@ func wantError(t *testing.T, resp *http.Response, status int, code string) []byt
 }
 
 const chatBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hi"}]}`
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
