@@ -141,3 +141,25 @@ func TestLoadErrors(t *testing.T) {
 func blocks(s string) string {
 	return strings.NewReplacer("{ ", "{\n", " }", "\n}").Replace(s)
 }
+
+// TestExampleConfigLoads keeps the quick start's config valid.
+func TestExampleConfigLoads(t *testing.T) {
+	data, err := os.ReadFile("testdata/example.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(data, map[string]any{"filename": "example.Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warnings {
+		t.Errorf("warning: %s", w.Message)
+	}
+	var c caddy.Config
+	if err := json.Unmarshal(adapted, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(&c); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -4,8 +4,10 @@
 package verifier
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -13,6 +15,7 @@ import (
 )
 
 // Errors returned by Verify, checked with errors.Is. The handler maps them to HTTP statuses.
+// A missing kid header is ErrMissingClaim; a crit or b64 header is ErrMalformed.
 var (
 	// 401: the token cannot be trusted.
 	ErrMalformed     = errors.New("token is malformed")
@@ -64,16 +67,21 @@ type Config struct {
 
 // Project is what the verifier needs to know of a project.
 type Project struct {
-	ID       string
+	// ID is the project's pid; required and unique.
+	ID string
+	// TenantID is the project's tid: minted tokens must carry it, trusted tokens may.
 	TenantID string
 	// Tiers are the names of the project's tiers ("1", "2", "pro").
-	Tiers       []string
+	Tiers []string
+	// DefaultTier is the tier of tokens that name none, or one the project does not have.
 	DefaultTier string
-	Trust       []Trust
+	// Trust lists the identity providers whose tokens this project accepts.
+	Trust []Trust
 }
 
 // Trust is one trusted issuer of a project.
 type Trust struct {
+	// Issuer is the token's iss, compared exactly.
 	Issuer string
 	// JWKSURL defaults to Issuer + "/.well-known/jwks.json".
 	JWKSURL string
@@ -100,11 +108,97 @@ type Identity struct {
 	Issuer    string
 	TokenID   string
 	Minted    bool
-	IssuedAt  time.Time
-	ExpiresAt time.Time
+	IssuedAt  time.Time // zero when the token has no iat
+	ExpiresAt time.Time // the token's exp, without leeway
 	// TierUnknown is set when the token named a tier the project does not have and
 	// DefaultTier was used instead.
 	TierUnknown bool
-	// Claims are all of the token's claims, as decoded from JSON.
+	// Claims are all of the token's claims, as decoded from JSON, except that numbers are
+	// int64 when they are whole and float64 otherwise.
 	Claims map[string]any
+}
+
+// Verifier verifies tokens and resolves them to identities. Make one with New. It is safe for
+// concurrent use. Close stops its goroutines; a closed Verifier still answers from the keys it
+// holds, but fetches nothing and caches nothing.
+type Verifier struct {
+	issuer   string
+	minted   KeySource
+	projects map[string]*projectRule
+	trusts   map[string][]*trustRule // by issuer
+	jwks     map[string]*jwksCache   // by JWKS URL, shared by every trust naming it
+
+	ttl, refetch, leeway time.Duration
+	maxJWKS              int64
+	client               *http.Client
+	now                  func() time.Time
+	logger               *zap.Logger
+	cache                *tokenCache
+
+	ctx    context.Context // cancelled by Close, which ends every fetch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the refresher and every fetch
+
+	// goMu orders goroutine starts before Close: once closed is set, none starts, so
+	// wg.Wait cannot race a wg.Add.
+	goMu   sync.Mutex
+	closed bool
+}
+
+// New checks cfg, applies its defaults, and starts fetching the trusted issuers' keys in the
+// background (it does not wait for them). Call Close when done with the Verifier.
+func New(cfg Config) (*Verifier, error) {
+	v := &Verifier{
+		issuer: cfg.Issuer, minted: cfg.MintedKeys,
+		ttl: cfg.JWKSCacheTTL, refetch: cfg.RefetchInterval, leeway: cfg.Leeway,
+		maxJWKS: cfg.MaxJWKSBytes, client: cfg.HTTPClient, now: cfg.Now, logger: cfg.Logger,
+	}
+	if err := v.applyDefaults(cfg); err != nil {
+		return nil, err
+	}
+	if err := v.compileProjects(cfg.Projects); err != nil {
+		return nil, err
+	}
+	entries := cfg.CacheEntries
+	if entries == 0 {
+		entries = defaultCacheEntries
+	}
+	cache, err := newTokenCache(entries)
+	if err != nil {
+		return nil, err
+	}
+	v.cache = cache
+	v.ctx, v.cancel = context.WithCancel(context.Background())
+	if len(v.jwks) > 0 {
+		v.spawn(v.refresh)
+	}
+	return v, nil
+}
+
+// spawn runs f in a goroutine Close waits for; it reports false, and does nothing, once the
+// Verifier is closed.
+func (v *Verifier) spawn(f func()) bool {
+	v.goMu.Lock()
+	defer v.goMu.Unlock()
+	if v.closed {
+		return false
+	}
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Close cancels every JWKS fetch, stops the refresher and the token cache, and waits for all
+// of them, so nothing outlives a config reload. Verify calls running meanwhile fail or finish
+// from what is held; Close may be called more than once.
+func (v *Verifier) Close() {
+	v.goMu.Lock()
+	v.closed = true
+	v.goMu.Unlock()
+	v.cancel()
+	v.wg.Wait()
+	v.cache.close()
 }
