@@ -3,6 +3,7 @@ package behest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -16,6 +17,19 @@ import (
 	"github.com/behest/caddy-behest/meter"
 	"github.com/behest/caddy-behest/verifier"
 )
+
+// maxReservedOutput caps a worst case so cost arithmetic cannot overflow; no limit has room for
+// it anyway.
+const maxReservedOutput = 1 << 40
+
+// requestError is the 400 for a body meter cannot read, naming the field at fault.
+func requestError(err error) *apiError {
+	var re *meter.RequestError
+	if errors.As(err, &re) {
+		return badRequest("invalid_request", re.Param, re.Message)
+	}
+	return badRequest("invalid_request", "", err.Error())
+}
 
 // settleTimeout bounds settling after the response: the request's own context may be gone.
 const settleTimeout = 5 * time.Second
@@ -89,7 +103,7 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 	}
 	info, err := meter.Inspect(r.URL.Path, body)
 	if err != nil {
-		return admission{}, badRequest("invalid_request", "", err.Error())
+		return admission{}, requestError(err)
 	}
 	adm := admission{model: info.Model, prompt: int64(len(body)), streaming: info.Stream}
 	var setCap int64
@@ -97,9 +111,9 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 	case info.Endpoint == meter.Embeddings:
 	case info.HasMaxOutput:
 		if t.maxOutput > 0 && info.MaxOutput > t.maxOutput {
-			return admission{}, badRequest("max_tokens_exceeded", "max_tokens",
-				"This request asks for "+strconv.FormatInt(info.MaxOutput, 10)+" output tokens; tier "+t.name+
-					" allows at most "+strconv.FormatInt(t.maxOutput, 10)+".")
+			return admission{}, badRequest("max_tokens_exceeded", info.MaxOutputField,
+				"This request asks for "+strconv.FormatInt(info.MaxOutput, 10)+" output tokens ("+info.MaxOutputField+
+					"); tier "+t.name+" allows at most "+strconv.FormatInt(t.maxOutput, 10)+".")
 		}
 		adm.output = info.MaxOutput
 	case t.maxOutput > 0:
@@ -110,6 +124,8 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 	if setCap > 0 {
 		adm.output = setCap
 	}
+	// Each choice (n, best_of, several prompts) can use the whole cap.
+	adm.output = min(info.OutputBound(adm.output), maxReservedOutput)
 	if pr, ok := p.priceOf(info.Model); ok {
 		adm.cost = pr.cost(adm.prompt, adm.output)
 	} else if t.costBudget {
@@ -120,7 +136,7 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 	}
 	out, err := meter.Rewrite(body, info, setCap, info.Stream && p.streamUsage)
 	if err != nil {
-		return admission{}, badRequest("invalid_request", "", err.Error())
+		return admission{}, requestError(err)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(out))
 	r.ContentLength = int64(len(out))

@@ -1,61 +1,75 @@
 package meter
 
-// maxCapture caps a captured top-level value ("usage", "model").
+import "bytes"
+
+// maxCapture caps a captured top-level value ("usage", "model"); a longer one is dropped.
 const maxCapture = 64 << 10
 
-// jsonScan follows a JSON document across writes, tracking only depth and string state, and
-// captures the raw bytes of the top-level "usage" and "model" values. Everything else (say,
-// megabytes of embedding vectors) passes without being kept.
+// maxKey is the longest top-level key worth remembering: the longest one looked for.
+const maxKey = len("usage")
+
+// jsonScan follows one JSON document across writes, tracking only nesting depth and string
+// state, and keeps the raw bytes of the top-level "usage" and "model" values. Everything else
+// (megabytes of embedding vectors, a long completion) passes without being kept, and keys named
+// "usage" deeper down (inside messages or tool arguments) are not top-level, so they never count.
 type jsonScan struct {
-	depth      int
-	inStr, esc bool
-	expectKey  bool // at depth 1, the next string is a key
-	readingKey bool
-	keyDone    bool // a key at depth 1 ended; its value follows the colon
-	key        []byte
-	capturing  *[]byte // where the current value goes, nil when not capturing
-	buf        []byte
-	overflow   bool
-	usage      []byte
-	model      []byte
+	depth     int  // containers open; the top-level object's members are at depth 1
+	done      bool // the document ended, or is not an object: ignore the rest
+	inStr     bool
+	esc       bool // the last byte in a string was a backslash
+	expectKey bool // at depth 1, the next string is a key
+	inKey     bool // reading a top-level key
+	keyLong   bool // the key is longer than maxKey: it is not one we want
+	afterKey  bool // a top-level key ended; its ':' is next
+	key       [maxKey]byte
+	keyLen    int
+
+	target   *[]byte // where the value being captured goes when complete; nil: not capturing
+	cur      []byte  // the value being captured
+	overflow bool    // cur went over maxCapture
+
+	usage, model []byte // the last complete values seen
 }
 
+// deepStructural marks the bytes that matter below the top level when nothing is being captured:
+// only those that open a string or change depth. Commas and colons there change nothing.
+var deepStructural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
+
+// write feeds the next piece of the document.
 func (s *jsonScan) write(b []byte) {
-	for _, c := range b {
-		if s.capturing != nil && !(s.depth == 1 && !s.inStr && (c == ',' || c == '}')) {
-			if len(s.buf) < maxCapture {
-				s.buf = append(s.buf, c)
-			} else {
-				s.overflow = true
+	for i := 0; i < len(b) && !s.done; {
+		if s.inStr {
+			i = s.string(b, i)
+			continue
+		}
+		if s.depth > 1 && s.target == nil {
+			// Deep inside a value nobody wants (say, an embedding): skip to the next byte that
+			// can change depth.
+			for i < len(b) && !deepStructural[b[i]] {
+				i++
+			}
+			if i == len(b) {
+				return
 			}
 		}
-		if s.inStr {
-			switch {
-			case s.esc:
-				s.esc = false
-			case c == '\\':
-				s.esc = true
-			case c == '"':
-				s.inStr = false
-				if s.readingKey {
-					s.readingKey, s.keyDone = false, true
-				}
-				continue
-			}
-			if s.readingKey && len(s.key) < 16 {
-				s.key = append(s.key, c)
-			}
-			continue
+		c := b[i]
+		i++
+		if s.target != nil && !(s.depth == 1 && (c == ',' || c == '}')) {
+			s.keep(c)
 		}
 		switch c {
 		case '"':
 			s.inStr = true
 			if s.depth == 1 && s.expectKey {
-				s.readingKey, s.expectKey, s.key = true, false, s.key[:0]
+				s.expectKey, s.inKey, s.keyLong, s.keyLen = false, true, false, 0
 			}
 		case '{', '[':
+			if s.depth == 0 && c != '{' {
+				s.done = true // not an object: no top-level usage
+				return
+			}
 			s.depth++
-			if s.depth == 1 && c == '{' {
+			if s.depth == 1 {
 				s.expectKey = true
 			}
 		case '}', ']':
@@ -63,33 +77,117 @@ func (s *jsonScan) write(b []byte) {
 				s.finish()
 			}
 			s.depth--
+			if s.depth <= 0 {
+				s.done = true
+			}
 		case ',':
 			if s.depth == 1 {
 				s.finish()
 				s.expectKey = true
 			}
 		case ':':
-			if s.depth == 1 && s.keyDone {
-				s.keyDone = false
-				switch string(s.key) {
-				case "usage":
-					s.capturing = &s.usage
-				case "model":
-					s.capturing = &s.model
-				}
-				s.buf, s.overflow = s.buf[:0], false
+			if s.depth == 1 && s.afterKey {
+				s.afterKey = false
+				s.startValue()
+			}
+		case ' ', '\t', '\r', '\n':
+		default:
+			if s.depth == 0 {
+				s.done = true // a top-level scalar or garbage
 			}
 		}
 	}
 }
 
-// finish ends the value being captured at a top-level ',' or '}'.
+// string consumes string bytes from b[i:] up to and including the closing quote, if it is there,
+// and returns where it stopped. The quote and backslash are found with IndexByte, which is much
+// faster than a byte loop over, say, a base64 embedding.
+func (s *jsonScan) string(b []byte, i int) int {
+	if s.esc {
+		s.esc = false
+		s.keepStr(b[i : i+1])
+		return i + 1
+	}
+	rest := b[i:]
+	q := bytes.IndexByte(rest, '"')
+	limit := rest
+	if q >= 0 {
+		limit = rest[:q]
+	}
+	if bs := bytes.IndexByte(limit, '\\'); bs >= 0 {
+		s.keepStr(rest[:bs+1])
+		s.esc = true
+		return i + bs + 1
+	}
+	if q < 0 {
+		s.keepStr(rest)
+		return len(b)
+	}
+	s.keepStr(rest[:q])
+	if s.target != nil {
+		s.keep('"')
+	}
+	s.inStr = false
+	if s.inKey {
+		s.inKey, s.afterKey = false, true
+	}
+	return i + q + 1
+}
+
+// keepStr keeps string bytes: in the captured value, or in the key being read.
+func (s *jsonScan) keepStr(b []byte) {
+	if s.target != nil {
+		if len(s.cur)+len(b) > maxCapture {
+			s.overflow = true
+		} else {
+			s.cur = append(s.cur, b...)
+		}
+	}
+	if s.inKey && !s.keyLong {
+		if s.keyLen+len(b) > maxKey {
+			s.keyLong = true
+		} else {
+			s.keyLen += copy(s.key[s.keyLen:], b)
+		}
+	}
+}
+
+func (s *jsonScan) keep(c byte) {
+	if len(s.cur) >= maxCapture {
+		s.overflow = true
+		return
+	}
+	s.cur = append(s.cur, c)
+}
+
+// startValue begins capturing the value of the key just read, if it is one we want. An escaped
+// key ("us\u0061ge") is not recognised: providers do not write them.
+func (s *jsonScan) startValue() {
+	if s.keyLong {
+		return
+	}
+	switch string(s.key[:s.keyLen]) {
+	case "usage":
+		s.target = &s.usage
+	case "model":
+		s.target = &s.model
+	default:
+		return
+	}
+	s.cur, s.overflow = s.cur[:0], false
+}
+
+// finish ends the value being captured at a top-level ',' or '}': only a complete value is kept,
+// so a body cut off inside "usage" reports none.
 func (s *jsonScan) finish() {
-	if s.capturing == nil {
+	if s.target == nil {
 		return
 	}
 	if !s.overflow {
-		*s.capturing = append((*s.capturing)[:0], s.buf...)
+		*s.target = append((*s.target)[:0], s.cur...)
 	}
-	s.capturing = nil
+	s.target = nil
 }
+
+// result returns the raw top-level "usage" and "model" values seen (nil when not seen).
+func (s *jsonScan) result() (usage, model []byte) { return s.usage, s.model }
