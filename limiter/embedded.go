@@ -74,18 +74,20 @@ func monthOf(t time.Time) int64 {
 	return int64(u.Year())*12 + int64(u.Month()) - 1
 }
 
-// roll starts new periods when t is past the stored ones.
+// roll starts new periods when t is past the stored ones. Only forwards: a request stamped just
+// before midnight that takes the lock just after must not wipe the new day's spend (it is
+// charged to the new period, which errs on the safe side).
 func (u *userState) roll(t time.Time) {
-	if d := dayOf(t); d != u.Day {
+	if d := dayOf(t); d > u.Day {
 		u.Day, u.DayTokens, u.DayCost = d, 0, 0
 	}
-	if m := monthOf(t); m != u.Month {
+	if m := monthOf(t); m > u.Month {
 		u.Month, u.MonthCost = m, 0
 	}
 }
 
 func (p *projectState) roll(t time.Time) {
-	if m := monthOf(t); m != p.Month {
+	if m := monthOf(t); m > p.Month {
 		p.Month, p.MonthCost = m, 0
 	}
 }

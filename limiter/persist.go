@@ -24,11 +24,10 @@ var (
 type dirtySet struct {
 	users    map[userKey]struct{}
 	projects map[string]struct{}
-	revoked  map[revKey]struct{}
 }
 
 func newDirtySet() dirtySet {
-	return dirtySet{users: map[userKey]struct{}{}, projects: map[string]struct{}{}, revoked: map[revKey]struct{}{}}
+	return dirtySet{users: map[userKey]struct{}{}, projects: map[string]struct{}{}}
 }
 
 func (d dirtySet) user(k userKey) { d.users[k] = struct{}{} }
@@ -138,28 +137,34 @@ func (e *Embedded) flush() error {
 
 	e.mu.Lock()
 	e.evictIdle()
-	users := make(map[string][]byte, len(e.dirty.users))
+	// Copy under the lock, encode after it: requests never wait on encoding or the disk.
+	userCopies := make(map[userKey]userState, len(e.dirty.users))
 	for k := range e.dirty.users {
 		if u, ok := e.users[k]; ok {
-			b, _ := json.Marshal(u)
-			users[string(userDBKey(k))] = b
+			userCopies[k] = *u
 		}
 	}
-	projects := make(map[string][]byte, len(e.dirty.projects))
+	projectCopies := make(map[string]projectState, len(e.dirty.projects))
 	for id := range e.dirty.projects {
-		b, _ := json.Marshal(e.projects[id])
-		projects[id] = b
-	}
-	revoked := make(map[string]time.Time, len(e.dirty.revoked))
-	for k := range e.dirty.revoked {
-		revoked[k.project+"\x00"+k.kind+"\x00"+k.id] = e.revoked[k]
+		projectCopies[id] = *e.projects[id]
 	}
 	usage := e.usage
 	e.usage = map[usageKey]*usageAgg{}
 	e.dirty = newDirtySet()
 	e.mu.Unlock()
 
-	if len(users)+len(projects)+len(revoked)+len(usage) == 0 {
+	users := make(map[string][]byte, len(userCopies))
+	for k, u := range userCopies {
+		b, _ := json.Marshal(&u)
+		users[string(userDBKey(k))] = b
+	}
+	projects := make(map[string][]byte, len(projectCopies))
+	for id, p := range projectCopies {
+		b, _ := json.Marshal(&p)
+		projects[id] = b
+	}
+
+	if len(users)+len(projects)+len(usage) == 0 {
 		return nil
 	}
 	err := e.db.Update(func(tx *bolt.Tx) error {
@@ -170,13 +175,6 @@ func (e *Embedded) flush() error {
 		}
 		for k, v := range projects {
 			if err := tx.Bucket(bucketProjects).Put([]byte(k), v); err != nil {
-				return err
-			}
-		}
-		for k, at := range revoked {
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
-			if err := tx.Bucket(bucketRevocations).Put([]byte(k), v[:]); err != nil {
 				return err
 			}
 		}
@@ -210,9 +208,6 @@ func (e *Embedded) flush() error {
 		}
 		for k := range e.projects {
 			e.dirty.projects[k] = struct{}{}
-		}
-		for k := range e.revoked {
-			e.dirty.revoked[k] = struct{}{}
 		}
 		e.mu.Unlock()
 	}
@@ -251,5 +246,17 @@ func (e *Embedded) scanUsage(project string, f func(usageKey, usageAgg)) error {
 			}
 		}
 		return nil
+	})
+}
+
+// writeRevocation stores one revocation at once. e.flushMu is held.
+func (e *Embedded) writeRevocation(k revKey, at time.Time) error {
+	if e.db == nil {
+		return nil
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(at.UnixNano()))
+	return e.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRevocations).Put([]byte(k.project+"\x00"+k.kind+"\x00"+k.id), v[:])
 	})
 }

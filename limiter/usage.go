@@ -98,16 +98,19 @@ func groupKey(groupBy string, k usageKey) string {
 	return k.user
 }
 
-// Revoke implements Store.
+// Revoke implements Store. A revocation is written to the file before Revoke returns: one the
+// API confirmed must survive a crash.
 func (e *Embedded) Revoke(_ context.Context, project, kind, id string, at time.Time) error {
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	k := revKey{project, kind, id}
 	if prev, ok := e.revoked[k]; !ok || at.After(prev) {
 		e.revoked[k] = at
-		e.dirty.revoked[k] = struct{}{}
 	}
-	return nil
+	latest := e.revoked[k]
+	e.mu.Unlock()
+	return e.writeRevocation(k, latest)
 }
 
 // RevokedBefore implements Store.
