@@ -2,51 +2,44 @@ package verifier
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
-	"strconv"
-	"strings"
 	"time"
 )
 
-// defaultPaths are where identity fields are read when a trust maps them nowhere else.
-var defaultPaths = map[string][]string{
-	"uid": {"uid"}, "tier": {"tier"}, "tid": {"tid"}, "pid": {"pid"}, "sid": {"sid"},
-}
-
-func (tr *trustRule) path(field string) []string {
-	if tr != nil {
-		if p, ok := tr.paths[field]; ok {
-			return p
-		}
-	}
-	return defaultPaths[field]
-}
-
-// checkTimes enforces exp (required), nbf and iat with the leeway, and returns exp.
-func (v *Verifier) checkTimes(claims map[string]any, now time.Time) (time.Time, error) {
+// checkTimes enforces exp (required), nbf and iat with the leeway. It returns exp and iat (zero
+// when absent) as the token states them.
+func (v *Verifier) checkTimes(claims map[string]any, now time.Time) (exp, iat time.Time, err error) {
 	exp, ok, err := numericDate(claims, "exp")
 	if err != nil {
-		return time.Time{}, err
+		return exp, iat, err
 	}
 	if !ok {
-		return time.Time{}, fmt.Errorf("%w: exp", ErrMissingClaim)
+		return exp, iat, fmt.Errorf("%w: exp", ErrMissingClaim)
 	}
 	if !now.Before(exp.Add(v.leeway)) {
-		return time.Time{}, ErrExpired
+		return exp, iat, ErrExpired
 	}
-	for _, name := range [...]string{"nbf", "iat"} {
-		t, ok, err := numericDate(claims, name)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if ok && now.Add(v.leeway).Before(t) {
-			return time.Time{}, fmt.Errorf("%w: %s is in the future", ErrNotYetValid, name)
-		}
+	nbf, ok, err := numericDate(claims, "nbf")
+	if err != nil {
+		return exp, iat, err
 	}
-	return exp.Add(v.leeway), nil
+	if ok && now.Add(v.leeway).Before(nbf) {
+		return exp, iat, fmt.Errorf("%w: nbf is in the future", ErrNotYetValid)
+	}
+	// A token issued in the future comes from a broken or forged clock.
+	iat, ok, err = numericDate(claims, "iat")
+	if err != nil {
+		return exp, iat, err
+	}
+	if ok && now.Add(v.leeway).Before(iat) {
+		return exp, iat, fmt.Errorf("%w: iat is in the future", ErrNotYetValid)
+	}
+	return exp, iat, nil
 }
 
+// numericDate reads a NumericDate claim (seconds since the epoch, fractions allowed).
 func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
 	raw, ok := claims[name]
 	if !ok || raw == nil {
@@ -57,46 +50,45 @@ func numericDate(claims map[string]any, name string) (time.Time, bool, error) {
 		return time.Time{}, false, fmt.Errorf("%w: %s is not a number", ErrMalformed, name)
 	}
 	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+	// 1e11 s is the year 5138: beyond it a date is a mistake, and int64 nanoseconds overflow.
+	if err != nil || math.IsNaN(f) || f < 0 || f > 1e11 {
 		return time.Time{}, false, fmt.Errorf("%w: %s is not a date", ErrMalformed, name)
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
 }
 
-// identity maps claims to an Identity of project p (tr is nil for minted tokens).
-func (v *Verifier) identity(p *projectRule, claims map[string]any, tr *trustRule, exp time.Time) (*Identity, error) {
-	uid, ok := lookupString(claims, tr.path("uid"))
-	if !ok && tr != nil {
-		if _, mapped := tr.paths["uid"]; !mapped {
-			uid, ok = lookupString(claims, []string{"sub"})
+// identity maps the claims of a verified token to an Identity of project p; tr is the trust
+// that verified it, nil for minted tokens.
+func (v *Verifier) identity(p *projectRule, tr *trustRule, claims map[string]any, exp, iat time.Time) (*Identity, error) {
+	uid, ok, err := scalarAt(claims, tr.path("uid"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: uid: %v", ErrMalformed, err)
+	}
+	if !ok && !tr.mapped("uid") {
+		// Tokens of identity providers name the user in sub unless a template adds uid.
+		if uid, ok, err = scalarAt(claims, []string{"sub"}); err != nil {
+			return nil, fmt.Errorf("%w: sub: %v", ErrMalformed, err)
 		}
 	}
-	if !ok || uid == "" {
+	if !ok {
 		return nil, fmt.Errorf("%w: uid", ErrMissingClaim)
 	}
-	id := &Identity{
-		TenantID: p.TenantID, ProjectID: p.ID, UserID: uid,
-		Issuer: stringClaim(claims, "iss"), TokenID: stringClaim(claims, "jti"),
-		ExpiresAt: exp,
+	sid, _, err := scalarAt(claims, tr.path("sid"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: sid: %v", ErrMalformed, err)
 	}
-	id.SessionID, _ = lookupString(claims, tr.path("sid"))
-	if iat, ok, _ := numericDate(claims, "iat"); ok {
-		id.IssuedAt = iat
+	jti, _, err := scalarAt(claims, []string{"jti"})
+	if err != nil {
+		return nil, fmt.Errorf("%w: jti: %v", ErrMalformed, err)
+	}
+	id := &Identity{
+		TenantID: p.TenantID, ProjectID: p.ID, UserID: uid, SessionID: sid,
+		Issuer: claims["iss"].(string), TokenID: jti, IssuedAt: iat, ExpiresAt: exp,
 	}
 	raw, _ := lookup(claims, tr.path("tier"))
-	tier, named := NormalizeTier(raw)
-	_, known := p.tiers[tier]
-	switch {
-	case named && known:
-		id.Tier = tier
-	case named:
-		id.Tier, id.TierUnknown = p.DefaultTier, true
-	default:
-		id.Tier = p.DefaultTier
-	}
-	// Last: it rewrites the numbers the look-ups above read as json.Number.
-	id.Claims = plainClaims(claims)
+	id.Tier, id.TierUnknown = p.resolveTier(raw)
+	id.Claims = plainClaims(claims) // last: the lookups above expect json.Number
 	return id, nil
 }
 
@@ -115,27 +107,26 @@ func lookup(claims map[string]any, path []string) (any, bool) {
 	return cur, true
 }
 
-// lookupString reads a string (or a number, as its decimal text) at path.
-func lookupString(claims map[string]any, path []string) (string, bool) {
-	v, ok := lookup(claims, path)
-	if !ok {
-		return "", false
-	}
-	switch s := v.(type) {
+var errNotScalar = errors.New("must be a string or a number")
+
+// scalarAt reads an identity value at path: a string, or a number as its JSON text. Missing,
+// null and "" are all (“”, false, nil), since templates render an unset value as null or "".
+// Objects, arrays and booleans are an error.
+func scalarAt(claims map[string]any, path []string) (string, bool, error) {
+	raw, _ := lookup(claims, path)
+	switch s := raw.(type) {
+	case nil:
+		return "", false, nil
 	case string:
-		return s, true
+		return s, s != "", nil
 	case json.Number:
-		return s.String(), true
+		return s.String(), true, nil
 	}
-	return "", false
+	return "", false, errNotScalar
 }
 
-func stringClaim(claims map[string]any, name string) string {
-	s, _ := claims[name].(string)
-	return s
-}
-
-// plainClaims turns json.Number values into float64 or int64 so placeholders print them plainly.
+// plainClaims turns json.Number values into int64 (whole) or float64, the types placeholders
+// and loggers print plainly. It changes claims in place; they were decoded for this token only.
 func plainClaims(claims map[string]any) map[string]any {
 	for k, v := range claims {
 		claims[k] = plainValue(v)
@@ -161,40 +152,4 @@ func plainValue(v any) any {
 		}
 	}
 	return v
-}
-
-// NormalizeTier turns a tier as JSON gives it into a tier name: 1, 1.0 and " 1 " are "1"; names
-// stay names. null, "" and values of other types are ("", false).
-func NormalizeTier(v any) (string, bool) {
-	switch t := v.(type) {
-	case json.Number:
-		return normalizeNumber(t.String())
-	case float64:
-		return normalizeNumber(strconv.FormatFloat(t, 'f', -1, 64))
-	case int64:
-		return strconv.FormatInt(t, 10), true
-	case int:
-		return strconv.Itoa(t), true
-	case string:
-		s := strings.TrimSpace(t)
-		if s == "" {
-			return "", false
-		}
-		if n, ok := normalizeNumber(s); ok {
-			return n, true
-		}
-		return s, true
-	}
-	return "", false
-}
-
-func normalizeNumber(s string) (string, bool) {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return "", false
-	}
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return strconv.FormatInt(int64(f), 10), true
-	}
-	return strconv.FormatFloat(f, 'f', -1, 64), true
 }

@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,26 +13,28 @@ import (
 	"go.uber.org/zap"
 )
 
-// jwksKey is one usable public key of an issuer.
-type jwksKey struct {
-	alg string // the JWK's alg, "" when it has none
-	kty string // "RSA", "EC", "OKP"
-	crv string // for EC and OKP
-	raw any    // the crypto.PublicKey jwx verifies with
-}
+// warnEvery rate-limits the warning about an issuer whose JWKS cannot be fetched.
+const warnEvery = time.Minute
 
-// jwksCache holds one JWKS URL's keys. Fetches are shared: whoever needs a fetch while one is
-// running waits for that one.
+var errClosed = errors.New("the verifier is closed")
+
+// jwksCache holds the keys served at one JWKS URL, for every trust naming that URL.
+//
+// Keys are trusted for the TTL after a successful fetch; after that the next request fetches
+// again, so a key the issuer stopped serving is refused once the TTL has passed. An unknown kid
+// causes a fetch at most once per refetch interval. A failed fetch keeps the last good keys in
+// service and is retried no more often than the refetch interval. Only one fetch runs at a
+// time: whoever needs one while it runs waits for it, each with its own context.
 type jwksCache struct {
 	url string
 	v   *Verifier
 
 	mu          sync.Mutex
-	keys        map[string]*jwksKey
-	expires     time.Time     // keys are trusted until then
-	lastAttempt time.Time     // of the last fetch, successful or not
-	inflight    chan struct{} // closed when the running fetch ends
-	lastErr     error
+	keys        map[string]*jwksKey // by kid; nil until a fetch succeeds
+	expires     time.Time           // keys are trusted until then
+	lastAttempt time.Time           // start of the last fetch, successful or not
+	inflight    chan struct{}       // closed when the running fetch ends; nil when none runs
+	lastErr     error               // of the last fetch
 	warnedAt    time.Time
 }
 
@@ -42,97 +45,123 @@ func (c *jwksCache) key(ctx context.Context, kid string) (*jwksKey, time.Time, e
 	k, known := c.keys[kid]
 	fresh := c.keys != nil && now.Before(c.expires)
 	if fresh && known {
-		exp := c.expires
+		until := c.expires
 		c.mu.Unlock()
-		return k, exp, nil
+		return k, until, nil
 	}
-	// Keys past their TTL are refetched at once after a successful fetch (a short TTL is
-	// honoured), and after a failed one only once the refetch interval has passed.
+	// A fetch ended moments ago: an unknown kid waits for the next window, and a failed fetch
+	// is not retried on every request while the issuer is down. Keys past their TTL after a
+	// successful fetch are refetched at once (only a TTL shorter than the interval gets here).
 	if c.inflight == nil && now.Sub(c.lastAttempt) < c.v.refetch && (fresh || c.lastErr != nil) {
-		// A fetch ended moments ago: an unknown kid waits for the next window, and a failed
-		// fetch is not retried on every request while the issuer is down.
-		c.mu.Unlock()
-		switch {
-		case c.keys == nil:
-			return nil, time.Time{}, ErrIssuerUnavailable
-		case !known:
-			return nil, time.Time{}, ErrUnknownKey
-		}
-		return k, c.staleUntil(now), nil
+		defer c.mu.Unlock()
+		return c.answerLocked(kid, now)
 	}
-	ch := c.startFetchLocked()
+	ch, err := c.startFetchLocked(now)
 	c.mu.Unlock()
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("%w: %v", ErrIssuerUnavailable, err)
+	}
 
 	select {
 	case <-ch:
 	case <-ctx.Done():
-		return nil, time.Time{}, ctx.Err()
+		return nil, time.Time{}, fmt.Errorf("%w: gave up waiting for the issuer's keys: %w", ErrIssuerUnavailable, ctx.Err())
 	}
-
 	now = c.v.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.answerLocked(kid, now)
+}
+
+// answerLocked answers from the keys held. Keys past their TTL are only held when the last
+// fetch failed: they keep serving (the issuer is down, not rotating) until the next attempt.
+func (c *jwksCache) answerLocked(kid string, now time.Time) (*jwksKey, time.Time, error) {
 	if c.keys == nil {
 		return nil, time.Time{}, fmt.Errorf("%w: %v", ErrIssuerUnavailable, c.lastErr)
 	}
-	if k, known = c.keys[kid]; !known {
-		return nil, time.Time{}, ErrUnknownKey
+	k, ok := c.keys[kid]
+	if !ok {
+		return nil, time.Time{}, fmt.Errorf("%w: %s", ErrUnknownKey, quoted(kid))
 	}
-	return k, c.staleUntil(now), nil
-}
-
-// staleUntil is how long keys may be trusted: until they expire, or, when the issuer could not
-// be reached to renew them, until the next attempt.
-func (c *jwksCache) staleUntil(now time.Time) time.Time {
 	if now.Before(c.expires) {
-		return c.expires
+		return k, c.expires, nil
 	}
-	return now.Add(c.v.refetch)
+	return k, now.Add(c.v.refetch), nil
 }
 
 // startFetchLocked starts a fetch unless one is running, and returns its done channel.
-func (c *jwksCache) startFetchLocked() chan struct{} {
+func (c *jwksCache) startFetchLocked(now time.Time) (chan struct{}, error) {
 	if c.inflight != nil {
-		return c.inflight
+		return c.inflight, nil
 	}
 	ch := make(chan struct{})
-	c.inflight = ch
-	c.lastAttempt = c.v.now()
-	c.v.wg.Add(1)
-	go func() {
-		defer c.v.wg.Done()
-		keys, err := c.fetch(c.v.ctx)
-		now := c.v.now()
-		c.mu.Lock()
-		if err == nil {
-			c.keys, c.expires, c.lastErr = keys, now.Add(c.v.ttl), nil
-		} else {
-			c.lastErr = err
-			if now.Sub(c.warnedAt) > time.Minute {
-				c.warnedAt = now
-				msg := "fetching an issuer's JWKS failed; keeping the last good keys"
-				if c.keys == nil {
-					msg = "fetching an issuer's JWKS failed; its tokens are refused until it answers"
-				}
-				c.v.logger.Warn(msg, zap.String("jwks_url", c.url), zap.Error(err))
-			}
-		}
-		c.inflight = nil
-		c.mu.Unlock()
-		close(ch)
-	}()
-	return ch
+	// The goroutine needs c.mu to finish, which the caller holds: inflight is set before it ends.
+	if !c.v.spawn(func() { c.runFetch(ch) }) {
+		return nil, errClosed
+	}
+	c.inflight, c.lastAttempt = ch, now
+	return ch, nil
 }
 
-// refreshIfDue starts a background fetch when the keys are near expiry, so requests rarely
-// wait for one.
+// runFetch fetches the keys with the Verifier's context (not a request's: the fetch is shared,
+// and a request giving up must not cancel it for the others), then wakes the waiters.
+func (c *jwksCache) runFetch(done chan struct{}) {
+	keys, err := c.fetch(c.v.ctx)
+	now := c.v.now()
+	c.mu.Lock()
+	defer close(done)
+	defer c.mu.Unlock()
+	c.inflight = nil
+	if err == nil {
+		if c.lastErr != nil && c.keys != nil {
+			c.v.logger.Info("an issuer's JWKS can be fetched again", zap.String("jwks_url", c.url))
+		}
+		c.keys, c.expires, c.lastErr = keys, now.Add(c.v.ttl), nil
+		if ce := c.v.logger.Check(zap.DebugLevel, "fetched an issuer's JWKS"); ce != nil {
+			ce.Write(zap.String("jwks_url", c.url), zap.Int("keys", len(keys)))
+		}
+		return
+	}
+	c.lastErr = err
+	if errors.Is(err, context.Canceled) && c.v.ctx.Err() != nil {
+		return // closing
+	}
+	if c.warnedAt.IsZero() || now.Sub(c.warnedAt) >= warnEvery {
+		c.warnedAt = now
+		msg := "fetching an issuer's JWKS failed; keeping its last good keys"
+		if c.keys == nil {
+			msg = "fetching an issuer's JWKS failed; its tokens are refused until it answers"
+		}
+		c.v.logger.Warn(msg, zap.String("jwks_url", c.url), zap.Error(err))
+	}
+}
+
+// refreshIfDue starts a fetch in the background when the keys are near expiry (or missing), so
+// that requests rarely wait for one.
 func (c *jwksCache) refreshIfDue() {
 	now := c.v.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	due := c.expires.Add(-c.v.ttl / 5)
-	if c.inflight == nil && !now.Before(due) && now.Sub(c.lastAttempt) >= c.v.refetch {
-		c.startFetchLocked()
+	if c.inflight == nil && !now.Before(due) && (c.lastAttempt.IsZero() || now.Sub(c.lastAttempt) >= c.v.refetch) {
+		_, _ = c.startFetchLocked(now) // fails only when closing
+	}
+}
+
+// refresh fetches every issuer's keys at once, then again as they near expiry, until Close. It
+// ticks on the real clock and compares against the configured one.
+func (v *Verifier) refresh() {
+	tick := time.NewTicker(max(min(v.ttl/10, time.Minute), time.Second))
+	defer tick.Stop()
+	for {
+		for _, c := range v.jwks {
+			c.refreshIfDue()
+		}
+		select {
+		case <-v.ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 
@@ -148,28 +177,28 @@ func (c *jwksCache) fetch(ctx context.Context) (map[string]*jwksKey, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
+		return nil, fmt.Errorf("GET %s: status %d", c.url, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.v.maxJWKS+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("GET %s: reading the body: %w", c.url, err)
 	}
 	if int64(len(body)) > c.v.maxJWKS {
-		return nil, fmt.Errorf("JWKS is over %d bytes", c.v.maxJWKS)
+		return nil, fmt.Errorf("GET %s: the JWKS is over %d bytes", c.url, c.v.maxJWKS)
 	}
 	set, err := jwk.Parse(body)
 	if err != nil {
-		return nil, fmt.Errorf("parsing the JWKS: %w", err)
+		return nil, fmt.Errorf("GET %s: parsing the JWKS: %w", c.url, err)
 	}
 	keys := make(map[string]*jwksKey, set.Len())
-	for i := 0; i < set.Len(); i++ {
+	for i := range set.Len() {
 		k, _ := set.Key(i)
 		kid, ok := k.KeyID()
 		if !ok || kid == "" {
-			continue
+			continue // a token can only name keys by kid
 		}
 		if use, ok := k.KeyUsage(); ok && use != "sig" {
-			continue
+			continue // an encryption key must not verify signatures
 		}
 		jk, err := usableKey(k)
 		if err != nil {
@@ -178,55 +207,4 @@ func (c *jwksCache) fetch(ctx context.Context) (map[string]*jwksKey, error) {
 		keys[kid] = jk
 	}
 	return keys, nil
-}
-
-// usableKey converts a public JWK for verification.
-func usableKey(k jwk.Key) (*jwksKey, error) {
-	if ok, _ := jwk.IsPrivateKey(k); ok {
-		pub, err := k.PublicKey()
-		if err != nil {
-			return nil, err
-		}
-		k = pub
-	}
-	var raw any
-	if err := jwk.Export(k, &raw); err != nil {
-		return nil, err
-	}
-	jk := &jwksKey{kty: k.KeyType().String(), raw: raw}
-	if alg, ok := k.Algorithm(); ok {
-		jk.alg = alg.String()
-	}
-	switch key := k.(type) {
-	case jwk.ECDSAPublicKey:
-		if crv, ok := key.Crv(); ok {
-			jk.crv = crv.String()
-		}
-	case jwk.OKPPublicKey:
-		if crv, ok := key.Crv(); ok {
-			jk.crv = crv.String()
-		}
-	}
-	return jk, nil
-}
-
-// fits reports whether alg may be used with k: the JWK's own alg when it names one, else an
-// alg of its key type and curve.
-func (k *jwksKey) fits(alg string) bool {
-	if k.alg != "" {
-		return k.alg == alg
-	}
-	switch k.kty {
-	case "RSA":
-		switch alg {
-		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-			return true
-		}
-	case "EC":
-		return (alg == "ES256" && k.crv == "P-256") || (alg == "ES384" && k.crv == "P-384") ||
-			(alg == "ES512" && k.crv == "P-521")
-	case "OKP":
-		return alg == "EdDSA" && k.crv == "Ed25519"
-	}
-	return false
 }
