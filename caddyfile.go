@@ -30,6 +30,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	behest {
 //		issuer <url>
 //		signing_key auto|<pem path>
+//		signing_key_rotation <duration>
 //		jwks_cache_ttl <duration>
 //		store embedded [<path>] | redis <url> [{ … }]
 //		mint_path|revoke_path|usage_path|me_path <path>
@@ -51,16 +52,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			*map[string]*string{"issuer": &h.Issuer, "signing_key": &h.SigningKey, "mint_path": &h.MintPath,
 				"revoke_path": &h.RevokePath, "usage_path": &h.UsagePath, "me_path": &h.MePath}[opt] = v
-		case "jwks_cache_ttl":
+		case "jwks_cache_ttl", "signing_key_rotation":
 			v, err := oneArg(d)
 			if err != nil {
 				return err
 			}
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
-				return d.Errf("jwks_cache_ttl %q: a positive duration like 5m is expected", v)
+				return d.Errf("%s %q: a positive duration like 5m is expected", opt, v)
 			}
-			h.JWKSCacheTTL = caddy.Duration(dur)
+			if opt == "jwks_cache_ttl" {
+				h.JWKSCacheTTL = caddy.Duration(dur)
+			} else {
+				h.SigningKeyRotation = caddy.Duration(dur)
+			}
 		case "max_request_body":
 			v, err := oneArg(d)
 			if err != nil {

@@ -46,6 +46,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"unknown option", `bogus 1`, `unrecognized behest option "bogus"`},
 		{"ttl not a duration", `jwks_cache_ttl soon`, `jwks_cache_ttl "soon"`},
 		{"negative ttl", `jwks_cache_ttl -5m`, `jwks_cache_ttl "-5m"`},
+		{"rotation", `signing_key_rotation often`, `signing_key_rotation "often"`},
 		{"issuer without value", `issuer`, `wrong argument count`},
 		{"max_request_body", `max_request_body lots`, `max_request_body "lots"`},
 		{"unknown store", `store memcached`, `http.handlers.behest.stores.memcached`},
@@ -112,6 +113,9 @@ func TestLoadErrors(t *testing.T) {
 			} }`, `HS256`},
 		{"price too high", `project p { tenant t
 			price m 5000 1 }`, `price m: input 5000`},
+		{"rotation of a file key", `signing_key /etc/key.pem
+		signing_key_rotation 24h
+		project p { tenant t }`, `signing_key_rotation needs signing_key auto`},
 		{"bad path", `mint_path mint
 		project p { tenant t }`, `endpoint path "mint" must start with /`},
 	} {

@@ -40,6 +40,9 @@ type Handler struct {
 	// so restarts and instances sharing storage keep it) or the path of a PEM private key
 	// (Ed25519 or ECDSA P-256).
 	SigningKey string `json:"signing_key,omitempty"`
+	// SigningKeyRotation, with signing_key auto, makes a new key this often; a retired key's
+	// public key stays in the JWKS until every token it signed has expired (0: never rotate).
+	SigningKeyRotation caddy.Duration `json:"signing_key_rotation,omitempty"`
 	// JWKSCacheTTL is how long a trusted issuer's JWKS is cached (default 5m).
 	JWKSCacheTTL caddy.Duration `json:"jwks_cache_ttl,omitempty"`
 	// StoreRaw is the limit store module (default: embedded).
@@ -61,6 +64,7 @@ type Handler struct {
 	logger   *zap.Logger
 	now      func() time.Time
 	keys     *mint.Keyring
+	rotation *keyRotation
 	minter   *mint.Minter
 	apiKeys  *mint.APIKeys
 	verifier *verifier.Verifier
@@ -132,15 +136,34 @@ func (h *Handler) provisionKeys(ctx caddy.Context) error {
 		key *mint.SigningKey
 		err error
 	)
-	if h.SigningKey == "auto" {
+	switch {
+	case h.SigningKeyRotation < 0:
+		return fmt.Errorf("signing_key_rotation %s must not be negative", time.Duration(h.SigningKeyRotation))
+	case h.SigningKeyRotation > 0 && h.SigningKey != "auto":
+		return fmt.Errorf("signing_key_rotation needs signing_key auto: a key from a file is rotated by replacing the file")
+	case h.SigningKeyRotation > 0:
+		keep := tokenLeeway
+		for _, p := range h.projects {
+			keep = max(keep, p.maxTTL+tokenLeeway)
+		}
+		h.rotation = &keyRotation{storage: ctx.Storage(), period: time.Duration(h.SigningKeyRotation),
+			keep: keep, now: h.now, logger: h.logger.Named("keys")}
+		if err := h.rotation.ensure(ctx); err != nil {
+			return fmt.Errorf("signing_key_rotation: %w", err)
+		}
+		h.rotation.start()
+		h.keys = h.rotation.ring
+	case h.SigningKey == "auto":
 		key, err = mint.LoadOrCreateKey(ctx, ctx.Storage(), signingKeyStorageName)
-	} else {
+	default:
 		key, err = mint.LoadKeyFile(h.SigningKey)
 	}
 	if err != nil {
 		return fmt.Errorf("signing_key %q: %w", h.SigningKey, err)
 	}
-	h.keys = mint.NewKeyring(key)
+	if h.keys == nil {
+		h.keys = mint.NewKeyring(key)
+	}
 	h.minter = &mint.Minter{Issuer: h.Issuer, Keys: h.keys, Now: h.now}
 	h.apiKeys = new(mint.APIKeys)
 	repl := caddy.NewReplacer()
@@ -193,9 +216,13 @@ func (h *Handler) provisionVerifier() error {
 		}
 		projects = append(projects, vp)
 	}
+	var minted verifier.KeySource = h.keys
+	if h.rotation != nil {
+		minted = h.rotation
+	}
 	v, err := verifier.New(verifier.Config{
 		Issuer:       h.Issuer,
-		MintedKeys:   h.keys,
+		MintedKeys:   minted,
 		Projects:     projects,
 		JWKSCacheTTL: time.Duration(h.JWKSCacheTTL),
 		Now:          h.now,
@@ -226,6 +253,9 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	if h.verifier != nil {
 		h.verifier.Close()
+	}
+	if h.rotation != nil {
+		h.rotation.stop()
 	}
 	return nil
 }
