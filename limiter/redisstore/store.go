@@ -1,0 +1,270 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/behest/caddy-behest/limiter"
+)
+
+// Store is a limiter.Store in Redis, shared exactly by every instance that uses the same Redis
+// and KeyPrefix. It is safe for concurrent use; make one with New and Close it when done.
+//
+// Do not use it for a single instance that has no Redis anyway: limiter.Embedded is faster and
+// durable on its own.
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+	opts   Options
+	logger *zap.Logger
+
+	// Script arguments that never change, boxed once.
+	counterTTL, windowTTL, inflightTTL, usageTTL any // seconds
+	revocationTTL                                any // ms
+	usageDays                                    int64
+
+	// fallback admits while Redis is down, with FailOpen; nil otherwise.
+	fallback     *limiter.Embedded
+	failOpens    atomic.Uint64
+	lastOpenLog  atomic.Int64 // unix ns of the last fail-open log line
+	fallbackUsed atomic.Bool
+
+	retries   settleQueue
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// fallbackID marks the ids of reservations the fallback made; Redis ids never have it.
+const fallbackID = 1 << 63
+
+// New connects to Redis as opts say. It does not wait for Redis to answer: a Redis that is down
+// now is used as soon as it is up.
+func New(opts Options) (*Store, error) {
+	opts.setDefaults()
+	client, err := opts.newClient()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: %w", err)
+	}
+	s := &Store{
+		client:        client,
+		prefix:        opts.KeyPrefix,
+		opts:          opts,
+		logger:        opts.Logger,
+		counterTTL:    int64(counterTTL / time.Second),
+		windowTTL:     int64(windowTTL / time.Second),
+		inflightTTL:   int64((opts.ConcurrencyLease + settleGrace) / time.Second),
+		usageTTL:      int64(opts.UsageRetention / time.Second),
+		usageDays:     int64(opts.UsageRetention / (24 * time.Hour)),
+		revocationTTL: opts.RevocationTTL.Milliseconds(),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
+	}
+	if opts.FailOpen {
+		// In memory only, so it starts no goroutine and cannot fail.
+		if s.fallback, err = limiter.OpenEmbedded("", limiter.EmbeddedOptions{Logger: opts.Logger}); err != nil {
+			client.Close()
+			return nil, fmt.Errorf("redis store: fallback: %w", err)
+		}
+	}
+	go s.retrySettles()
+	return s, nil
+}
+
+// Client returns the Redis client, e.g. to add a hook for metrics.
+func (s *Store) Client() redis.UniversalClient { return s.client }
+
+// Close settles what is still queued if Redis answers within a few seconds, and closes the
+// client.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s.drainSettles(ctx)
+		cancel()
+		if n := s.retries.len(); n > 0 {
+			s.logger.Error("settlements lost: redis did not answer before closing", zap.Int("count", n))
+		}
+		err = s.client.Close()
+		if s.fallback != nil {
+			s.fallback.Close()
+		}
+	})
+	return err
+}
+
+// unavailable wraps a Redis error so that errors.Is(err, limiter.ErrUnavailable) holds.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: redis: %w", limiter.ErrUnavailable, err)
+}
+
+// refusedLimits maps the reserve script's refusal codes to limits.
+var refusedLimits = [...]limiter.Limit{
+	1: limiter.LimitConcurrentRequests,
+	2: limiter.LimitRequestsPerMinute,
+	3: limiter.LimitTokensPerMinute,
+	4: limiter.LimitTokensPerDay,
+	5: limiter.LimitCostPerDay,
+	6: limiter.LimitCostPerMonth,
+	7: limiter.LimitProjectCostPerMonth,
+}
+
+// Reserve implements limiter.Store in one round trip.
+func (s *Store) Reserve(ctx context.Context, now time.Time, req limiter.Request) (limiter.Reservation, limiter.Decision, error) {
+	k := s.userKeys(req.Project, req.User, req.Session)
+	id := rand.Uint64()>>1 | 1 // never 0, never fallbackID
+	iat := ""
+	if !req.IssuedAt.IsZero() {
+		iat = unixNanos(req.IssuedAt)
+	}
+	// Like limiter.Embedded, an empty user or session id is not checked for revocation.
+	check := revocationChecks[btoi(req.User != "")<<1|btoi(req.Session != "")]
+	wall := time.Now().UnixMilli()
+	l := req.Limits
+	v, err := reserveScript.Run(ctx, s.client, k[:],
+		now.Unix(), dayOf(now), monthOf(now),
+		l.RequestsPerMinute, l.TokensPerMinute, l.TokensPerDay, int64(l.CostPerDay), int64(l.CostPerMonth),
+		int64(req.ProjectCostPerMonth), l.ConcurrentRequests, req.Tokens, int64(req.Cost),
+		iat, check, id,
+		wall, wall+s.opts.ConcurrencyLease.Milliseconds(), wall-settleGrace.Milliseconds(),
+		s.counterTTL, s.windowTTL, s.inflightTTL,
+	).Int64Slice()
+	if err == nil && !(len(v) == 1 && v[0] == -1 || len(v) == 6 && v[0] >= 0 && v[0] < int64(len(refusedLimits))) {
+		err = fmt.Errorf("unexpected reply %v from the reserve script", v)
+	}
+	if err != nil {
+		return s.reserveFailed(ctx, now, req, err)
+	}
+
+	var dec limiter.Decision
+	if v[0] == -1 {
+		dec.Revoked = true
+		return limiter.Reservation{}, dec, nil
+	}
+	if l.RequestsPerMinute > 0 {
+		dec.RequestsLimit = l.RequestsPerMinute
+		dec.RequestsRemaining = max(l.RequestsPerMinute-v[2], 0)
+		dec.RequestsReset = time.Duration(v[3]) * time.Second
+	}
+	if l.TokensPerMinute > 0 {
+		dec.TokensLimit = l.TokensPerMinute
+		dec.TokensRemaining = max(l.TokensPerMinute-v[4], 0)
+		dec.TokensReset = time.Duration(v[5]) * time.Second
+	}
+	if v[0] > 0 {
+		dec.Refused = refusedLimits[v[0]]
+		switch {
+		case !dec.Refused.Quota():
+			dec.RetryAfter = time.Duration(v[1]) * time.Second
+		case dec.Refused == limiter.LimitTokensPerDay || dec.Refused == limiter.LimitCostPerDay:
+			dec.RetryAfter = untilNextDay(now)
+		default:
+			dec.RetryAfter = untilNextMonth(now)
+		}
+		return limiter.Reservation{}, dec, nil
+	}
+	dec.Allowed = true
+	return limiter.Reservation{Request: req, At: now, ID: id}, dec, nil
+}
+
+// revocationChecks says which revocations the reserve script checks: the user's ("1" first),
+// the session's ("1" second).
+var revocationChecks = [4]string{"00", "01", "10", "11"}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Settle implements limiter.Store in one round trip. When Redis cannot take it, it is queued
+// and retried in the background, and the error says so.
+func (s *Store) Settle(ctx context.Context, now time.Time, res limiter.Reservation, used limiter.Usage) error {
+	if res.ID&fallbackID != 0 {
+		if s.fallback == nil {
+			return nil
+		}
+		res.ID &^= fallbackID
+		return s.fallback.Settle(ctx, now, res, used)
+	}
+	if res.ID == 0 {
+		return nil // not a reservation (a refused request)
+	}
+	err := s.settle(ctx, res, used)
+	if err == nil {
+		return nil
+	}
+	if !transient(err) {
+		return unavailable(err)
+	}
+	if !s.retries.push(pendingSettle{res: res, used: used}) {
+		return fmt.Errorf("%w (retry queue full: usage dropped)", unavailable(err))
+	}
+	return fmt.Errorf("%w (queued for retry)", unavailable(err))
+}
+
+// settle runs the settle script.
+func (s *Store) settle(ctx context.Context, res limiter.Reservation, used limiter.Usage) error {
+	req := &res.Request
+	day := dayOf(res.At)
+	keys := s.settleKeys(req.Project, req.User, strconv.FormatInt(day, 10))
+	err := settleScript.Run(ctx, s.client, keys[:],
+		res.ID, res.At.Unix(), day, monthOf(res.At),
+		used.InputTokens+used.OutputTokens-req.Tokens, int64(used.Cost-req.Cost),
+		usageField(req), used.InputTokens, used.OutputTokens, int64(used.Cost),
+		s.usageTTL, day-s.usageDays,
+	).Err()
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	return err
+}
+
+// Remaining implements limiter.Store in one round trip. With FailOpen and Redis down, it
+// reports the local fallback's view.
+func (s *Store) Remaining(ctx context.Context, now time.Time, req limiter.Request) (limiter.Remaining, error) {
+	k := s.userKeys(req.Project, req.User, req.Session)
+	v, err := remainingScript.Run(ctx, s.client, k[keyUser:keyRevUser],
+		now.Unix(), dayOf(now), monthOf(now), time.Now().UnixMilli()).Int64Slice()
+	if err == nil && len(v) != 7 {
+		err = fmt.Errorf("unexpected reply %v from the remaining script", v)
+	}
+	if err != nil {
+		if s.fallback != nil && ctx.Err() == nil {
+			return s.fallback.Remaining(ctx, now, req)
+		}
+		return limiter.Remaining{}, unavailable(err)
+	}
+	l := req.Limits
+	return limiter.Remaining{
+		RequestsPerMinute:   left(l.RequestsPerMinute, v[0]),
+		TokensPerMinute:     left(l.TokensPerMinute, v[1]),
+		TokensPerDay:        left(l.TokensPerDay, v[2]),
+		CostPerDay:          limiter.Nanos(left(int64(l.CostPerDay), v[3])),
+		CostPerMonth:        limiter.Nanos(left(int64(l.CostPerMonth), v[4])),
+		ConcurrentRequests:  left(l.ConcurrentRequests, v[5]),
+		ProjectCostPerMonth: limiter.Nanos(left(int64(req.ProjectCostPerMonth), v[6])),
+	}, nil
+}
+
+// left is what is left of limit after used, or -1 for a limit that is off.
+func left(limit, used int64) int64 {
+	if limit <= 0 {
+		return -1
+	}
+	return max(limit-used, 0)
+}
+
+var _ limiter.Store = (*Store)(nil)
