@@ -4,51 +4,76 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 )
 
-// APIKeys matches project API keys. Keys are kept only as their sha256, and a presented key is
-// compared with every stored digest in constant time, so timing does not tell which or whether
-// one matched.
+// APIKeys matches presented project API keys. Keys are kept only as their sha256, and a
+// presented key is compared with every stored digest in constant time, so timing tells
+// neither which key matched nor whether one did.
+//
+// Add keys while setting up, then only Lookup: Lookup may run concurrently with other Lookups,
+// not with Add. The zero value is an empty set, ready to use.
 type APIKeys struct {
 	digests  [][sha256.Size]byte
 	projects []string
 }
 
-// Add adds a plaintext key of project.
-func (a *APIKeys) Add(project, key string) {
-	a.digests = append(a.digests, sha256.Sum256([]byte(key)))
-	a.projects = append(a.projects, project)
+// Add adds a project's key, given in plaintext. An empty key is never matched.
+func (a *APIKeys) Add(project string, key string) {
+	a.add(project, sha256.Sum256([]byte(key)))
 }
 
-// AddSHA256 adds a key given as the hex of its sha256.
-func (a *APIKeys) AddSHA256(project, hexDigest string) error {
-	b, err := hex.DecodeString(strings.TrimSpace(hexDigest))
-	if err != nil || len(b) != sha256.Size {
-		return fmt.Errorf("%q is not a sha256 digest (64 hex characters)", hexDigest)
+// AddSHA256 adds a project's key given as the hex sha256 of the key (64 hex digits, as
+// `printf %s "$KEY" | sha256sum` prints it).
+func (a *APIKeys) AddSHA256(project string, hexDigest string) error {
+	s := strings.TrimSpace(hexDigest)
+	// The message never quotes the value: it may be a plaintext key put in the wrong place.
+	if len(s) != hex.EncodedLen(sha256.Size) {
+		return fmt.Errorf("a sha256 key digest is 64 hex digits; this one has %d characters", len(s))
 	}
 	var d [sha256.Size]byte
-	copy(d[:], b)
-	a.digests = append(a.digests, d)
-	a.projects = append(a.projects, project)
+	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
+		return errors.New("a sha256 key digest is 64 hex digits (0-9, a-f); this one has other characters")
+	}
+	a.add(project, d)
 	return nil
 }
 
-// Lookup returns the project whose key was presented.
+func (a *APIKeys) add(project string, digest [sha256.Size]byte) {
+	a.digests = append(a.digests, digest)
+	a.projects = append(a.projects, project)
+}
+
+// Lookup returns the project whose key was presented. When the same key was added for two
+// projects, the first added wins.
 func (a *APIKeys) Lookup(presented string) (project string, ok bool) {
-	if presented == "" {
+	if presented == "" { // so a key added as "" matches nothing
 		return "", false
 	}
-	d := sha256.Sum256([]byte(presented))
-	match := -1
+	d := sha256Of(presented)
+	// Every digest is compared and the first match is picked without a branch, so the time
+	// taken is the same whichever digest matched, or none.
+	match, found := 0, 0
 	for i := range a.digests {
-		if subtle.ConstantTimeCompare(d[:], a.digests[i][:]) == 1 && match < 0 {
-			match = i
-		}
+		eq := subtle.ConstantTimeCompare(d[:], a.digests[i][:])
+		match = subtle.ConstantTimeSelect(eq&^found, i, match)
+		found |= eq
 	}
-	if match < 0 {
+	if found == 0 {
 		return "", false
 	}
 	return a.projects[match], true
+}
+
+// sha256Of hashes s without copying it to the heap when it is of a usual key length, as
+// []byte(s) would for anything over 32 bytes.
+func sha256Of(s string) [sha256.Size]byte {
+	var buf [256]byte
+	if len(s) <= len(buf) {
+		n := copy(buf[:], s)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(s))
 }

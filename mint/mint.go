@@ -1,5 +1,7 @@
-// Package mint issues short-lived end-user tokens for a project's backend and manages the
-// gateway's signing keys. It does not import Caddy.
+// Package mint issues short-lived end-user tokens to a project's backend and manages the
+// gateway's signing keys: generating or loading them (SigningKey, LoadOrCreateKey), publishing
+// their public halves (Keyring), signing tokens (Minter), and the mint endpoint's request
+// body and API keys (DecodeRequest, APIKeys). It does not import Caddy.
 package mint
 
 import (
@@ -18,17 +20,26 @@ type Storage interface {
 
 // Claims are what a minted token asserts.
 type Claims struct {
-	TenantID  string
+	// TenantID is the tid claim.
+	TenantID string
+	// ProjectID is the pid claim and the audience.
 	ProjectID string
-	UserID    string
-	Tier      string
-	TTL       time.Duration
+	// UserID is the uid claim and the subject.
+	UserID string
+	// Tier is the tier claim, already resolved to one of the project's tiers.
+	Tier string
+	// TTL is the token's lifetime, counted in whole seconds.
+	TTL time.Duration
 }
 
 // Token is the mint endpoint's response body.
 type Token struct {
-	Token     string `json:"token"`
-	TTL       int64  `json:"ttl"`
+	// Token is the signed JWT.
+	Token string `json:"token"`
+	// TTL is the token's lifetime in seconds.
+	TTL int64 `json:"ttl"`
+	// SessionID is the token's sid, "sess_" and 128 random bits.
 	SessionID string `json:"sessionId"`
-	ExpiresAt int64  `json:"expiresAt"`
+	// ExpiresAt is the token's exp, in unix seconds.
+	ExpiresAt int64 `json:"expiresAt"`
 }

@@ -3,100 +3,178 @@ package mint
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/behest/caddy-behest/verifier"
 )
 
-// MaxRequestBytes caps the mint endpoint's body.
+// MaxRequestBytes caps the mint endpoint's body (64 KiB).
 const MaxRequestBytes = 64 << 10
 
+// maxUserIDBytes bounds user_id, which ends up in tokens, headers, logs and usage keys.
 const maxUserIDBytes = 256
 
-// Request is the mint endpoint's body.
+// maxTTLSeconds keeps a ttl's time.Duration from overflowing; the endpoint's own max_ttl is far
+// below it.
+const maxTTLSeconds = 1 << 32
+
+// Request is the mint endpoint's body, {"user_id":"…","tier":1,"ttl":900}, checked for shape.
+// Whether the tier exists and the ttl is in range is the project's to decide.
 type Request struct {
+	// UserID is the end user the token is for.
 	UserID string
-	// Tier is the tier asked for, normalised ("1", "pro"); "" when absent or null.
+	// Tier is the tier asked for, normalised ("1", "pro"); "" when absent, null or blank.
 	Tier string
-	// TTL is the lifetime asked for; 0 when absent.
+	// TTL is the lifetime asked for, whole seconds; 0 when absent or null.
 	TTL time.Duration
 }
 
-// FieldError is a request error naming the field at fault ("" for the body as a whole).
+// FieldError is a bad mint request. Message is a sentence a developer can act on.
 type FieldError struct {
-	Field   string
+	// Field is the JSON member at fault ("user_id", "tier", "ttl"), or "" for the body as a whole.
+	Field string
+	// Message says what is wrong and what is expected.
 	Message string
 }
 
+// Error returns Message.
 func (e *FieldError) Error() string { return e.Message }
 
-// DecodeRequest reads and checks a mint request body.
+const bodyShape = `{"user_id":"user_123","tier":1,"ttl":900}`
+
+// DecodeRequest reads at most MaxRequestBytes from r and checks the body's shape. Its errors
+// are *FieldError. Unknown members are ignored, so clients may send more than we read.
 func DecodeRequest(r io.Reader) (Request, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxRequestBytes+1))
 	if err != nil {
 		return Request{}, &FieldError{Message: "The request body could not be read."}
 	}
 	if len(data) > MaxRequestBytes {
-		return Request{}, &FieldError{Message: "The request body is over 64 KiB."}
+		return Request{}, &FieldError{Message: "The request body is over 64 KiB; a mint request is a small JSON object like " + bodyShape + "."}
 	}
-	var raw struct {
+	var body struct {
 		UserID json.RawMessage `json:"user_id"`
 		Tier   json.RawMessage `json:"tier"`
 		TTL    json.RawMessage `json:"ttl"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&raw); err != nil {
-		return Request{}, &FieldError{Message: `The request body must be a JSON object like {"user_id":"user_123","tier":1,"ttl":900}.`}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Request{}, &FieldError{Message: "The request body is empty; send a JSON object like " + bodyShape + "."}
+	}
+	if err := json.Unmarshal(data, &body); err != nil {
+		return Request{}, &FieldError{Message: "The request body must be a JSON object like " + bodyShape + "."}
 	}
 	var req Request
-	if len(raw.UserID) == 0 || string(raw.UserID) == "null" {
-		return Request{}, &FieldError{Field: "user_id", Message: "user_id is required."}
+	if req.UserID, err = decodeUserID(body.UserID); err != nil {
+		return Request{}, err
 	}
-	if err := json.Unmarshal(raw.UserID, &req.UserID); err != nil {
-		return Request{}, &FieldError{Field: "user_id", Message: "user_id must be a string."}
+	if req.Tier, err = decodeTier(body.Tier); err != nil {
+		return Request{}, err
 	}
-	if req.UserID == "" {
-		return Request{}, &FieldError{Field: "user_id", Message: "user_id must not be empty."}
-	}
-	if len(req.UserID) > maxUserIDBytes || !printable(req.UserID) {
-		return Request{}, &FieldError{Field: "user_id", Message: "user_id must be at most 256 bytes of printable characters."}
-	}
-	if len(raw.Tier) > 0 {
-		var v any
-		d := json.NewDecoder(bytes.NewReader(raw.Tier))
-		d.UseNumber()
-		if err := d.Decode(&v); err != nil {
-			return Request{}, &FieldError{Field: "tier", Message: "tier must be a number, a string or null."}
-		}
-		tier, ok := verifier.NormalizeTier(v)
-		if !ok && v != nil {
-			return Request{}, &FieldError{Field: "tier", Message: "tier must be a number, a string or null."}
-		}
-		req.Tier = tier
-	}
-	if len(raw.TTL) > 0 && string(raw.TTL) != "null" {
-		secs, err := strconv.ParseFloat(string(raw.TTL), 64)
-		if err != nil || secs <= 0 || secs != math.Trunc(secs) || secs > 1e9 {
-			return Request{}, &FieldError{Field: "ttl", Message: "ttl must be a whole number of seconds."}
-		}
-		req.TTL = time.Duration(secs) * time.Second
+	if req.TTL, err = decodeTTL(body.TTL); err != nil {
+		return Request{}, err
 	}
 	return req, nil
 }
 
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
+func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
+
+func decodeUserID(raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "", &FieldError{Field: "user_id", Message: `user_id is required: the end user's id in your app, e.g. "user_123".`}
 	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, merging distinct ids.
+	if !utf8.Valid(raw) {
+		return "", &FieldError{Field: "user_id", Message: "user_id must be valid UTF-8."}
+	}
+	var id string
+	if err := json.Unmarshal(raw, &id); err != nil {
+		return "", &FieldError{Field: "user_id", Message: "user_id must be a string."}
+	}
+	if id == "" {
+		return "", &FieldError{Field: "user_id", Message: "user_id must not be empty."}
+	}
+	if len(id) > maxUserIDBytes {
+		return "", &FieldError{Field: "user_id", Message: fmt.Sprintf("user_id is %d bytes long; it may be at most %d.", len(id), maxUserIDBytes)}
+	}
+	for i, c := range id {
+		if !unicode.IsPrint(c) {
+			return "", &FieldError{Field: "user_id", Message: fmt.Sprintf("user_id has a control or invisible character (%U at byte %d); use printable characters only.", c, i)}
 		}
 	}
-	return true
+	return id, nil
+}
+
+func decodeTier(raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&v); err == nil {
+		if tier, ok := normaliseTier(v); ok {
+			return tier, nil
+		}
+		if s, isString := v.(string); isString && strings.TrimSpace(s) == "" {
+			return "", nil // a blank tier names none, like null
+		}
+	}
+	return "", &FieldError{Field: "tier", Message: `tier must be a number, a string or null, e.g. 1 or "pro".`}
+}
+
+func decodeTTL(raw json.RawMessage) (time.Duration, error) {
+	if isNull(raw) {
+		return 0, nil
+	}
+	// ParseFloat accepts what a JSON number can be (1e3, 900.0) and refuses strings and bools.
+	secs, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || secs <= 0 || secs != math.Trunc(secs) {
+		return 0, &FieldError{Field: "ttl", Message: "ttl must be a positive whole number of seconds, e.g. 900."}
+	}
+	if secs > maxTTLSeconds {
+		return 0, &FieldError{Field: "ttl", Message: "ttl is far too long; it is a number of seconds, e.g. 900."}
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+// normaliseTier turns a tier as JSON gives it into a tier name, so that 1, 1.0, "1" and " 1 "
+// all name tier "1", while names such as "pro" stay as they are (trimmed). null, "" and
+// values that are not numbers or strings name no tier: ("", false).
+//
+// It follows the same rule as the verifier's tier claims (a minted tier must mean what a
+// trusted issuer's does), kept here so mint does not depend on verifier.
+func normaliseTier(v any) (string, bool) {
+	switch t := v.(type) {
+	case json.Number:
+		return normaliseNumber(t.String())
+	case float64:
+		return normaliseNumber(strconv.FormatFloat(t, 'f', -1, 64))
+	case string:
+		s := strings.TrimSpace(t)
+		if s == "" {
+			return "", false
+		}
+		if n, ok := normaliseNumber(s); ok {
+			return n, true
+		}
+		return s, true
+	}
+	return "", false
+}
+
+// normaliseNumber writes a decimal number the shortest way: whole numbers without a fraction.
+func normaliseNumber(s string) (string, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return "", false
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return strconv.FormatInt(int64(f), 10), true
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64), true
 }

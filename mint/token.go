@@ -5,80 +5,137 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 )
 
-// Minter signs end-user tokens. The zero value is not usable: set Issuer and Keys.
+// Minter signs end-user tokens. Set Issuer and Keys; the zero value cannot mint. A Minter is
+// safe for concurrent use once set up.
 type Minter struct {
+	// Issuer is the iss claim of minted tokens.
 	Issuer string
-	Keys   *Keyring
-	// Now is the clock (nil: time.Now).
+	// Keys holds the key tokens are signed with (its Current key at the time of Mint).
+	Keys *Keyring
+	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-type header struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-	Typ string `json:"typ"`
-}
+// Errors of Mint. They are the caller's mistakes, not the end user's.
+var (
+	ErrNoKey       = errors.New("mint: no signing key")
+	ErrNoSubject   = errors.New("mint: a token needs a user and a project")
+	ErrTTLTooShort = errors.New("mint: ttl must be at least one second")
+)
 
-type claims struct {
-	Iss  string `json:"iss"`
-	Sub  string `json:"sub"`
-	Aud  string `json:"aud"`
-	UID  string `json:"uid"`
-	TID  string `json:"tid"`
-	PID  string `json:"pid"`
-	Tier string `json:"tier"`
-	SID  string `json:"sid"`
-	Iat  int64  `json:"iat"`
-	Nbf  int64  `json:"nbf"`
-	Exp  int64  `json:"exp"`
-	JTI  string `json:"jti"`
-}
+// randomIDBytes is the entropy of session ids and token ids: 128 bits.
+const randomIDBytes = 16
 
-// Mint signs a token for c with a new session.
+var b64 = base64.RawURLEncoding
+
+// Mint signs a token asserting c, for a new session, valid from now for c.TTL (whole seconds).
+//
+// The token is a JWS compact serialisation with the header
+// {"alg":"EdDSA"|"ES256","kid":…,"typ":"behest+jwt"} and the claims iss, sub (= uid),
+// aud (= pid), uid, tid, pid, tier, sid, iat, nbf (= iat), exp (= iat + TTL) and jti.
 func (m *Minter) Mint(c Claims) (Token, error) {
 	if c.UserID == "" || c.ProjectID == "" {
-		return Token{}, errors.New("mint: user and project are required")
+		return Token{}, ErrNoSubject
 	}
 	ttl := int64(c.TTL / time.Second)
-	if ttl <= 0 {
-		return Token{}, errors.New("mint: ttl must be at least one second")
+	if ttl < 1 {
+		return Token{}, ErrTTLTooShort
+	}
+	var key *SigningKey
+	if m.Keys != nil {
+		key = m.Keys.Current()
+	}
+	if key == nil {
+		return Token{}, ErrNoKey
 	}
 	now := time.Now
 	if m.Now != nil {
 		now = m.Now
 	}
-	key := m.Keys.Current()
-	var rnd [32]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return Token{}, err
-	}
 	iat := now().Unix()
-	cl := claims{
-		Iss: m.Issuer, Sub: c.UserID, Aud: c.ProjectID, UID: c.UserID, TID: c.TenantID, PID: c.ProjectID,
-		Tier: c.Tier, SID: "sess_" + base64.RawURLEncoding.EncodeToString(rnd[:16]),
-		Iat: iat, Nbf: iat, Exp: iat + ttl, JTI: base64.RawURLEncoding.EncodeToString(rnd[16:]),
-	}
-	hdr, err := json.Marshal(header{Alg: key.Algorithm(), Kid: key.KeyID(), Typ: "behest+jwt"})
+	exp := iat + ttl
+
+	sid, jti := newIDs()
+
+	// The claims are written by hand: the set is fixed, and encoding/json's reflection would
+	// cost several times the allocations on every mint.
+	var scratch [512]byte
+	p := append(scratch[:0], `{"iss":`...)
+	p = appendJSONString(p, m.Issuer)
+	p = append(p, `,"sub":`...)
+	p = appendJSONString(p, c.UserID)
+	p = append(p, `,"aud":`...)
+	p = appendJSONString(p, c.ProjectID)
+	p = append(p, `,"uid":`...)
+	p = appendJSONString(p, c.UserID)
+	p = append(p, `,"tid":`...)
+	p = appendJSONString(p, c.TenantID)
+	p = append(p, `,"pid":`...)
+	p = appendJSONString(p, c.ProjectID)
+	p = append(p, `,"tier":`...)
+	p = appendJSONString(p, c.Tier)
+	p = append(p, `,"sid":"`...)
+	p = append(p, sid...) // base64url and "sess_": nothing to escape
+	p = append(p, `","iat":`...)
+	p = strconv.AppendInt(p, iat, 10)
+	p = append(p, `,"nbf":`...)
+	p = strconv.AppendInt(p, iat, 10)
+	p = append(p, `,"exp":`...)
+	p = strconv.AppendInt(p, exp, 10)
+	p = append(p, `,"jti":"`...)
+	p = append(p, jti...)
+	p = append(p, `"}`...)
+
+	// Built on the stack (it grows onto the heap only for unusually long claims); the one
+	// allocation left is the final string.
+	var tokBuf [1024]byte
+	tok := append(tokBuf[:0], key.header...)
+	tok = append(tok, '.')
+	tok = b64.AppendEncode(tok, p)
+	var sigBuf [signatureSize]byte
+	sig, err := key.appendSignature(sigBuf[:0], tok)
 	if err != nil {
 		return Token{}, err
 	}
-	payload, err := json.Marshal(cl)
-	if err != nil {
-		return Token{}, err
+	tok = append(tok, '.')
+	tok = b64.AppendEncode(tok, sig)
+	return Token{Token: string(tok), TTL: ttl, SessionID: sid, ExpiresAt: exp}, nil
+}
+
+// sessionPrefix starts every minted session id.
+const sessionPrefix = "sess_"
+
+// idLen is the length of randomIDBytes in unpadded base64: ceil(bytes*4/3).
+const idLen = (randomIDBytes*4 + 2) / 3
+
+// newIDs returns a new session id, "sess_" and 128 random bits, and a new token id, 128 random
+// bits, both base64url. The two share one allocation: minting is a hot path.
+func newIDs() (sid, jti string) {
+	// One read for both; crypto/rand does not fail on supported platforms.
+	var rnd [2 * randomIDBytes]byte
+	_, _ = rand.Read(rnd[:])
+	var buf [len(sessionPrefix) + 2*idLen]byte
+	n := copy(buf[:], sessionPrefix)
+	b64.Encode(buf[n:], rnd[:randomIDBytes])
+	b64.Encode(buf[n+idLen:], rnd[randomIDBytes:])
+	ids := string(buf[:])
+	return ids[:n+idLen], ids[n+idLen:]
+}
+
+// appendJSONString appends s as a JSON string. Ids are almost always plain printable ASCII,
+// copied as is; anything else goes through encoding/json so escaping stays exactly right.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x20 || b >= 0x7f || b == '"' || b == '\\' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(dst, q...)
+		}
 	}
-	enc := base64.RawURLEncoding
-	buf := make([]byte, 0, enc.EncodedLen(len(hdr))+enc.EncodedLen(len(payload))+2+enc.EncodedLen(64))
-	buf = enc.AppendEncode(buf, hdr)
-	buf = append(buf, '.')
-	buf = enc.AppendEncode(buf, payload)
-	sig, err := key.sign(buf)
-	if err != nil {
-		return Token{}, err
-	}
-	buf = append(buf, '.')
-	buf = enc.AppendEncode(buf, sig)
-	return Token{Token: string(buf), TTL: ttl, SessionID: cl.SID, ExpiresAt: cl.Exp}, nil
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
