@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/behest/caddy-behest/verifier"
 )
 
 // MaxRequestBytes caps the mint endpoint's body (64 KiB).
@@ -117,7 +119,7 @@ func decodeTier(raw json.RawMessage) (string, error) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	if err := d.Decode(&v); err == nil {
-		if tier, ok := normaliseTier(v); ok {
+		if tier, ok := verifier.NormalizeTier(v); ok {
 			return tier, nil
 		}
 		if s, isString := v.(string); isString && strings.TrimSpace(s) == "" {
@@ -140,41 +142,4 @@ func decodeTTL(raw json.RawMessage) (time.Duration, error) {
 		return 0, &FieldError{Field: "ttl", Message: "ttl is far too long; it is a number of seconds, e.g. 900."}
 	}
 	return time.Duration(secs) * time.Second, nil
-}
-
-// normaliseTier turns a tier as JSON gives it into a tier name, so that 1, 1.0, "1" and " 1 "
-// all name tier "1", while names such as "pro" stay as they are (trimmed). null, "" and
-// values that are not numbers or strings name no tier: ("", false).
-//
-// It follows the same rule as the verifier's tier claims (a minted tier must mean what a
-// trusted issuer's does), kept here so mint does not depend on verifier.
-func normaliseTier(v any) (string, bool) {
-	switch t := v.(type) {
-	case json.Number:
-		return normaliseNumber(t.String())
-	case float64:
-		return normaliseNumber(strconv.FormatFloat(t, 'f', -1, 64))
-	case string:
-		s := strings.TrimSpace(t)
-		if s == "" {
-			return "", false
-		}
-		if n, ok := normaliseNumber(s); ok {
-			return n, true
-		}
-		return s, true
-	}
-	return "", false
-}
-
-// normaliseNumber writes a decimal number the shortest way: whole numbers without a fraction.
-func normaliseNumber(s string) (string, bool) {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return "", false
-	}
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return strconv.FormatInt(int64(f), 10), true
-	}
-	return strconv.FormatFloat(f, 'f', -1, 64), true
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/behest/caddy-behest/verifier"
 )
 
 // TestDecodeRequestEdges adds to decode_request_test.go the cases that depend on how the body
@@ -84,9 +86,9 @@ func TestNormaliseTier(t *testing.T) {
 		{json.Number("1e400"), "", false},
 	}
 	for _, tt := range tests {
-		got, ok := normaliseTier(tt.in)
+		got, ok := verifier.NormalizeTier(tt.in)
 		if got != tt.want || ok != tt.wantOK {
-			t.Errorf("normaliseTier(%#v) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.wantOK)
+			t.Errorf("NormalizeTier(%#v) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.wantOK)
 		}
 	}
 }
