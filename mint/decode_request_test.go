@@ -119,3 +119,19 @@ func TestDecodeRequestReadError(t *testing.T) {
 		t.Errorf("read error: %v, want a whole-body mint.FieldError", err)
 	}
 }
+
+// JSON escapes of lone UTF-16 surrogates ("\ud800", as JavaScript's JSON.stringify writes them
+// for ill-formed strings) are valid UTF-8 bytes, so the utf8.Valid check passes, but
+// encoding/json then turns each into U+FFFD: distinct user ids become the same user, which
+// decodeUserID says it prevents.
+//
+// FAILS at the time of writing: both decode to UserID "\uFFFD".
+func TestDecodeRequestLoneSurrogateUserID(t *testing.T) {
+	for _, body := range []string{`{"user_id":"\ud800"}`, `{"user_id":"\udc00"}`, `{"user_id":"user_\udbff1"}`} {
+		got, err := mint.DecodeRequest(strings.NewReader(body))
+		var fe *mint.FieldError
+		if !errors.As(err, &fe) || fe.Field != "user_id" {
+			t.Errorf("DecodeRequest(%s) = %+q, %v; want a user_id FieldError", body, got, err)
+		}
+	}
+}

@@ -100,6 +100,10 @@ func decodeUserID(raw json.RawMessage) (string, error) {
 	if id == "" {
 		return "", &FieldError{Field: "user_id", Message: "user_id must not be empty."}
 	}
+	// encoding/json turns lone surrogates ("\ud800") into U+FFFD, which would merge users.
+	if strings.ContainsRune(id, utf8.RuneError) {
+		return "", &FieldError{Field: "user_id", Message: "user_id has an invalid character (U+FFFD or a lone UTF-16 surrogate)."}
+	}
 	if len(id) > maxUserIDBytes {
 		return "", &FieldError{Field: "user_id", Message: fmt.Sprintf("user_id is %d bytes long; it may be at most %d.", len(id), maxUserIDBytes)}
 	}

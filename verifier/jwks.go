@@ -186,7 +186,7 @@ func (c *jwksCache) fetch(ctx context.Context) (map[string]*jwksKey, error) {
 	if int64(len(body)) > c.v.maxJWKS {
 		return nil, fmt.Errorf("GET %s: the JWKS is over %d bytes", c.url, c.v.maxJWKS)
 	}
-	set, err := jwk.Parse(body)
+	set, err := jwk.Parse(body, jwk.WithIgnoreParseError(true)) // one unreadable key must not block the rest
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: parsing the JWKS: %w", c.url, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,6 +201,21 @@ func TestVerifyTrustedUIDFallsBackToSub(t *testing.T) {
 	}
 }
 
+// A trust that maps uid elsewhere does not fall back to sub: a template that forgot the user
+// must not turn the IdP's subject into the user silently.
+func TestVerifyTrustedMappedUIDDoesNotFallBack(t *testing.T) {
+	e := newTrustedEnv(t, func(c *verifier.Config) {
+		c.Projects[0].Trust[0].Claims = map[string]string{"uid": "metadata.user"}
+	})
+	id, err := e.verify(t, with(e.claims(), map[string]any{"metadata": map[string]any{"user": "u_meta"}}))
+	if err != nil || id.UserID != "u_meta" {
+		t.Fatalf("mapped uid present: %+v, %v; want u_meta", id, err)
+	}
+	if id, err := e.verify(t, e.claims()); !errors.Is(err, verifier.ErrMissingClaim) {
+		t.Fatalf("mapped uid absent, sub present: %+v, %v; want ErrMissingClaim", id, err)
+	}
+}
+
 func TestVerifyTrustedProjectSelection(t *testing.T) {
 	idpKey := newRSASigner(t, "k1", 0)
 	p := newIDP(t, idpKey.publicJWK(t, "RS256", "sig"))
@@ -281,6 +297,8 @@ func TestVerifyTrustedRefused(t *testing.T) {
 		want  error
 	}{
 		{"not a JWS", "not-a-token", verifier.ErrMalformed},
+		{"empty", "", verifier.ErrMalformed},
+		{"over 32 KiB", e.key.token(t, with(e.claims(), map[string]any{"pad": strings.Repeat("x", 32<<10)}), nil), verifier.ErrMalformed},
 		{"two parts", hdrPart + "." + payloadPart, verifier.ErrMalformed},
 		{"four parts", good + ".x", verifier.ErrMalformed},
 		{"header not base64", "!!!." + payloadPart + "." + sigPart, verifier.ErrMalformed},
