@@ -200,6 +200,12 @@ func refusal(dec limiter.Decision) *apiError {
 	if dec.Refused == limiter.LimitTokensPerMinute {
 		e.typ = "tokens"
 	}
+	if dec.Never {
+		// This request alone is over the limit: waiting cannot help, so the SDKs must not retry.
+		e.noRetry = true
+		e.message = "This request's worst case is over the " + name + " limit by itself; ask for fewer tokens (max_tokens) or a smaller prompt."
+		return e
+	}
 	e.message = "Rate limit reached (" + name + "); try again in " + fmtDuration(dec.RetryAfter) + "."
 	return e
 }
