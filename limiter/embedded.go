@@ -1,98 +1,89 @@
 package limiter
 
 import (
-	"context"
+	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
 )
 
-// EmbeddedOptions configure OpenEmbedded.
+// ErrClosed is returned by the calls of a store after Close. It wraps ErrUnavailable.
+var ErrClosed = fmt.Errorf("%w: the store is closed", ErrUnavailable)
+
+// EmbeddedOptions configure OpenEmbedded. The zero value gives the defaults.
 type EmbeddedOptions struct {
 	// Logger (default zap.NewNop()).
 	Logger *zap.Logger
-	// FlushInterval is the most the file lags behind memory (default 1s).
+	// FlushInterval is how often changes are written to the file, so the most a crash can lose
+	// (default 1s).
 	FlushInterval time.Duration
-	// RevocationTTL is how long a revocation is kept (default 30 days).
+	// RevocationTTL is how long a revocation is kept (default 30 days, far past any token's
+	// life).
 	RevocationTTL time.Duration
-	// OpenTimeout bounds waiting for another process's lock on the file (default 5s).
+	// OpenTimeout bounds the wait for another process's lock on the file (default 5s).
 	OpenTimeout time.Duration
+	// ConcurrencyLease is the longest a reservation holds its concurrency slot when it is never
+	// settled (a bug in the caller): after it the slot is free again, though the reservation
+	// stays charged and can still be settled for a day (default 1h).
+	ConcurrencyLease time.Duration
+	// UsageRetention is how long usage aggregates are kept (default 400 days).
+	UsageRetention time.Duration
 }
 
-// Embedded is the default Store: authoritative counters in memory, made durable in a bbolt file
-// written behind at most FlushInterval late. One process only: the file is locked while open.
-// The zero value is not usable; call OpenEmbedded.
+// idleAfter is how long after its last request a user's counters may leave memory (they are
+// read back from the file when the user returns).
+const idleAfter = 24 * time.Hour
+
+// Embedded is the default Store: its counters live in memory, where they are authoritative,
+// and are written behind to a bbolt file at most FlushInterval late, so a restart keeps them
+// and a crash loses at most the last interval. One process only: the file is locked while
+// open. To share limits between several gateway instances, use a Redis store instead.
+//
+// Safe for concurrent use. The zero value is not usable: call OpenEmbedded.
+//
+// Time comes from the callers' now, never from the clock, except where the store has been
+// told no time yet: at open, revocations older than RevocationTTL by the wall clock are
+// dropped. Housekeeping (idle users, expired revocations and leases) goes by the newest now
+// the store has been given.
 type Embedded struct {
 	opts EmbeddedOptions
 	db   *bolt.DB // nil: memory only
 
-	flushMu flushLock
+	shards [shardCount]shard
 
-	// mu guards everything below. One lock keeps every check-and-reserve exact; the work under
-	// it is a few map look-ups and additions.
-	mu       sync.Mutex
-	users    map[userKey]*userState
-	projects map[string]*projectState
-	inflight map[uint64]struct{}
-	nextID   uint64
-	usage    map[usageKey]*usageAgg // not yet flushed
-	revoked  map[revKey]time.Time
-	dirty    dirtySet
+	projectsMu sync.RWMutex
+	projects   map[string]*projectState // few, never evicted: one per configured project
 
-	stop chan struct{}
-	done chan struct{}
+	revs revocations
+
+	// clock is the newest time (unix ns) the store has been given, for housekeeping. It is
+	// kept by the flusher (from the users' times) and Revoke, not on the hot path.
+	clock atomic.Int64
+
+	// flushMu serialises flushes, and lets Usage read memory and file at one point between
+	// two flushes.
+	flushMu   sync.Mutex
+	batch     flushBatch // reused by every flush; flushMu is held
+	flushLog  flushLogState
+	prunedDay int64 // the last day usage past its retention was deleted
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	stop      chan struct{}
+	done      chan struct{}
 }
 
-type userKey struct{ project, user string }
-
-type revKey struct{ project, kind, id string }
-
-// userState is one end user's counters within a project.
-type userState struct {
-	Requests   window
-	Tokens     window
-	Day        int64 // days since the epoch, UTC
-	DayTokens  int64
-	DayCost    Nanos
-	Month      int64 // year*12 + month-1
-	MonthCost  Nanos
-	concurrent int64
-	lastSeen   time.Time
-}
-
-type projectState struct {
-	Month     int64
-	MonthCost Nanos
-}
-
-func dayOf(t time.Time) int64 { return t.Unix() / 86400 }
-
-func monthOf(t time.Time) int64 {
-	u := t.UTC()
-	return int64(u.Year())*12 + int64(u.Month()) - 1
-}
-
-// roll starts new periods when t is past the stored ones. Only forwards: a request stamped just
-// before midnight that takes the lock just after must not wipe the new day's spend (it is
-// charged to the new period, which errs on the safe side).
-func (u *userState) roll(t time.Time) {
-	if d := dayOf(t); d > u.Day {
-		u.Day, u.DayTokens, u.DayCost = d, 0, 0
-	}
-	if m := monthOf(t); m > u.Month {
-		u.Month, u.MonthCost = m, 0
-	}
-}
-
-func (p *projectState) roll(t time.Time) {
-	if m := monthOf(t); m > p.Month {
-		p.Month, p.MonthCost = m, 0
-	}
-}
-
-// OpenEmbedded opens (or creates) the store file at path; "" keeps everything in memory only.
+// OpenEmbedded opens (or creates) the store's file at path and reads back what it holds.
+// path "" keeps everything in memory only, for tests and benchmarks: nothing survives Close,
+// no flusher runs and idle users are never dropped.
+//
+// A file another process has open makes OpenEmbedded fail after OpenTimeout, with an error
+// saying so, rather than wait forever.
 func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -106,10 +97,26 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = 5 * time.Second
 	}
+	if opts.ConcurrencyLease <= 0 {
+		opts.ConcurrencyLease = time.Hour
+	}
+	if opts.UsageRetention <= 0 {
+		opts.UsageRetention = 400 * 24 * time.Hour
+	}
 	e := &Embedded{
-		opts: opts, users: map[userKey]*userState{}, projects: map[string]*projectState{},
-		inflight: map[uint64]struct{}{}, usage: map[usageKey]*usageAgg{}, revoked: map[revKey]time.Time{},
-		dirty: newDirtySet(), stop: make(chan struct{}), done: make(chan struct{}),
+		opts:     opts,
+		projects: map[string]*projectState{},
+		revs:     revocations{m: map[revKey]int64{}},
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	// Reservation IDs start past those of any earlier store in this process, so a reservation
+	// made before a reload can never be taken for one made after it.
+	seq := uint64(time.Now().Unix()) << 20
+	for i := range e.shards {
+		e.shards[i].users = map[userKey]*userState{}
+		e.shards[i].usage = map[usageKey]usageAgg{}
+		e.shards[i].seq = seq
 	}
 	if path == "" {
 		close(e.done)
@@ -122,25 +129,25 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 	return e, nil
 }
 
-// Close writes what is pending and closes the file.
+// Close writes what is pending, stops the flusher and closes the file. Calls after Close
+// return ErrClosed; Close itself can be called again.
 func (e *Embedded) Close() error {
-	if e.db == nil {
-		return nil
-	}
-	select {
-	case <-e.stop:
-		return nil
-	default:
-	}
-	close(e.stop)
-	<-e.done
-	err := e.flush()
-	if cerr := e.db.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	e.closeOnce.Do(func() {
+		e.closed.Store(true)
+		if e.db == nil {
+			return
+		}
+		close(e.stop)
+		<-e.done
+		e.closeErr = e.flush()
+		if err := e.db.Close(); e.closeErr == nil {
+			e.closeErr = err
+		}
+	})
+	return e.closeErr
 }
 
+// flusher writes changes every FlushInterval until Close.
 func (e *Embedded) flusher() {
 	defer close(e.done)
 	t := time.NewTicker(e.opts.FlushInterval)
@@ -150,169 +157,84 @@ func (e *Embedded) flusher() {
 		case <-e.stop:
 			return
 		case <-t.C:
-			if err := e.flush(); err != nil {
-				e.opts.Logger.Error("writing limits to disk failed", zap.Error(err))
-			}
+			e.flushLog.report(e.opts.Logger, e.flush())
 		}
 	}
 }
 
-// user returns the state of k, loading it from the file when it is not in memory.
-func (e *Embedded) user(k userKey) *userState {
-	u, ok := e.users[k]
-	if !ok {
-		u = e.loadUser(k)
-		e.users[k] = u
-	}
-	return u
+// flushLogState keeps a failing disk from logging every second.
+type flushLogState struct {
+	failing bool
+	last    time.Time
 }
 
+func (s *flushLogState) report(log *zap.Logger, err error) {
+	switch {
+	case err == nil && s.failing:
+		s.failing = false
+		log.Info("writing limits to disk works again")
+	case err != nil && (!s.failing || time.Since(s.last) > time.Minute):
+		s.failing, s.last = true, time.Now()
+		log.Error("writing limits to disk failed; counters are kept in memory and written when it works again",
+			zap.Error(err))
+	}
+}
+
+// project returns the state of a project, creating it.
 func (e *Embedded) project(id string) *projectState {
-	p, ok := e.projects[id]
-	if !ok {
-		p = &projectState{}
-		e.projects[id] = p
+	if p := e.lookupProject(id); p != nil {
+		return p
+	}
+	e.projectsMu.Lock()
+	defer e.projectsMu.Unlock()
+	p := e.projects[id]
+	if p == nil {
+		p = new(projectState)
+		e.projects[strings.Clone(id)] = p
 	}
 	return p
 }
 
-// Reserve implements Store.
-func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reservation, Decision, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var dec Decision
-	if e.isRevoked(req) {
-		dec.Revoked = true
-		return Reservation{}, dec, nil
-	}
-	u := e.user(userKey{req.Project, req.User})
-	u.lastSeen = now
-	u.roll(now)
-	p := e.project(req.Project)
-	p.roll(now)
-	sec := now.Unix()
-	l := req.Limits
-
-	dec.Refused, dec.RetryAfter = check(u, p, req, now)
-	if dec.Refused == LimitNone {
-		dec.Allowed = true
-		u.concurrent++
-		u.Requests.add(sec, 1)
-		u.Tokens.add(sec, req.Tokens)
-		u.DayTokens += req.Tokens
-		u.DayCost += req.Cost
-		u.MonthCost += req.Cost
-		p.MonthCost += req.Cost
-		e.dirty.user(userKey{req.Project, req.User})
-		e.dirty.projects[req.Project] = struct{}{}
-	}
-	if l.RequestsPerMinute > 0 {
-		dec.RequestsLimit = l.RequestsPerMinute
-		dec.RequestsRemaining = max(l.RequestsPerMinute-u.Requests.sum(sec), 0)
-		dec.RequestsReset = u.Requests.reset(sec)
-	}
-	if l.TokensPerMinute > 0 {
-		dec.TokensLimit = l.TokensPerMinute
-		dec.TokensRemaining = max(l.TokensPerMinute-u.Tokens.sum(sec), 0)
-		dec.TokensReset = u.Tokens.reset(sec)
-	}
-	if !dec.Allowed {
-		return Reservation{}, dec, nil
-	}
-	e.nextID++
-	e.inflight[e.nextID] = struct{}{}
-	return Reservation{Request: req, At: now, ID: e.nextID}, dec, nil
+// lookupProject returns the state of a project, or nil.
+func (e *Embedded) lookupProject(id string) *projectState {
+	e.projectsMu.RLock()
+	p := e.projects[id]
+	e.projectsMu.RUnlock()
+	return p
 }
 
-// check finds the first limit that has no room for req, in the order: concurrency, requests and
-// tokens per minute, tokens per day, cost per day, cost per month, project cost per month.
-func check(u *userState, p *projectState, req Request, now time.Time) (Limit, time.Duration) {
-	l, sec := req.Limits, now.Unix()
-	switch {
-	case l.ConcurrentRequests > 0 && u.concurrent+1 > l.ConcurrentRequests:
-		return LimitConcurrentRequests, time.Second
-	case l.RequestsPerMinute > 0 && u.Requests.sum(sec)+1 > l.RequestsPerMinute:
-		return LimitRequestsPerMinute, u.Requests.waitFor(sec, 1, l.RequestsPerMinute)
-	case l.TokensPerMinute > 0 && u.Tokens.sum(sec)+req.Tokens > l.TokensPerMinute:
-		return LimitTokensPerMinute, u.Tokens.waitFor(sec, req.Tokens, l.TokensPerMinute)
-	case l.TokensPerDay > 0 && u.DayTokens+req.Tokens > l.TokensPerDay:
-		return LimitTokensPerDay, untilNextDay(now)
-	case l.CostPerDay > 0 && u.DayCost+req.Cost > l.CostPerDay:
-		return LimitCostPerDay, untilNextDay(now)
-	case l.CostPerMonth > 0 && u.MonthCost+req.Cost > l.CostPerMonth:
-		return LimitCostPerMonth, untilNextMonth(now)
-	case req.ProjectCostPerMonth > 0 && p.MonthCost+req.Cost > req.ProjectCostPerMonth:
-		return LimitProjectCostPerMonth, untilNextMonth(now)
+// userLocked returns the state of k, reading it from the file (or starting it) when it is not
+// in memory. sh.mu is held, and released while the file is read.
+func (e *Embedded) userLocked(sh *shard, k userKey) *userState {
+	if u := sh.users[k]; u != nil {
+		return u
 	}
-	return LimitNone, 0
-}
-
-func untilNextDay(now time.Time) time.Duration {
-	u := now.UTC()
-	return time.Date(u.Year(), u.Month(), u.Day()+1, 0, 0, 0, 0, time.UTC).Sub(u)
-}
-
-func untilNextMonth(now time.Time) time.Duration {
-	u := now.UTC()
-	return time.Date(u.Year(), u.Month()+1, 1, 0, 0, 0, 0, time.UTC).Sub(u)
-}
-
-// Settle implements Store.
-func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, used Usage) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, ok := e.inflight[res.ID]; !ok {
-		return nil // settled already, or never reserved here
-	}
-	delete(e.inflight, res.ID)
-	req := res.Request
-	k := userKey{req.Project, req.User}
-	u := e.user(k)
-	u.concurrent = max(u.concurrent-1, 0)
-	u.lastSeen = now
-	dTokens := used.InputTokens + used.OutputTokens - req.Tokens
-	dCost := used.Cost - req.Cost
-	u.Tokens.adjust(res.At.Unix(), dTokens)
-	if u.Day == dayOf(res.At) {
-		u.DayTokens = max(u.DayTokens+dTokens, 0)
-		u.DayCost = max(u.DayCost+dCost, 0)
-	}
-	if u.Month == monthOf(res.At) {
-		u.MonthCost = max(u.MonthCost+dCost, 0)
-	}
-	if p := e.project(req.Project); p.Month == monthOf(res.At) {
-		p.MonthCost = max(p.MonthCost+dCost, 0)
-	}
-	e.dirty.user(k)
-	e.dirty.projects[req.Project] = struct{}{}
-	e.addUsage(res, used)
-	return nil
-}
-
-// Remaining implements Store.
-func (e *Embedded) Remaining(_ context.Context, now time.Time, req Request) (Remaining, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	u := e.user(userKey{req.Project, req.User})
-	u.roll(now)
-	p := e.project(req.Project)
-	p.roll(now)
-	l, sec := req.Limits, now.Unix()
-	left := func(limit, used int64) int64 {
-		if limit <= 0 {
-			return -1
+	var loaded *userState
+	if e.db != nil {
+		// An absent user is on file as the last flush left it: a user is dropped from memory
+		// only once flushed, and only flushes write users.
+		sh.mu.Unlock()
+		loaded = e.loadUser(k)
+		sh.mu.Lock()
+		if u := sh.users[k]; u != nil { // another request read it meanwhile
+			return u
 		}
-		return max(limit-used, 0)
+	} else {
+		loaded = new(userState)
 	}
-	return Remaining{
-		RequestsPerMinute:   left(l.RequestsPerMinute, u.Requests.sum(sec)),
-		TokensPerMinute:     left(l.TokensPerMinute, u.Tokens.sum(sec)),
-		TokensPerDay:        left(l.TokensPerDay, u.DayTokens),
-		CostPerDay:          Nanos(left(int64(l.CostPerDay), int64(u.DayCost))),
-		CostPerMonth:        Nanos(left(int64(l.CostPerMonth), int64(u.MonthCost))),
-		ConcurrentRequests:  left(l.ConcurrentRequests, u.concurrent),
-		ProjectCostPerMonth: Nanos(left(int64(req.ProjectCostPerMonth), int64(p.MonthCost))),
-	}, nil
+	// Keys outlive the request: do not keep the caller's (maybe large) buffers alive.
+	sh.users[userKey{strings.Clone(k.project), strings.Clone(k.user)}] = loaded
+	return loaded
+}
+
+// observe moves the housekeeping clock forward to ns.
+func (e *Embedded) observe(ns int64) {
+	for {
+		cur := e.clock.Load()
+		if ns <= cur || e.clock.CompareAndSwap(cur, ns) {
+			return
+		}
+	}
 }
 
 var _ Store = (*Embedded)(nil)

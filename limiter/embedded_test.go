@@ -2,14 +2,16 @@ package limiter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/behest/caddy-behest/limiter"
 	"github.com/behest/caddy-behest/limiter/storetest"
@@ -159,46 +161,6 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-// TestEmbeddedCrash: the file lags memory by at most FlushInterval (1s by default, which is the
-// contract's "loses at most the last second of accounting"). A crash loses what changed since
-// the last flush: counter changes, usage rows and revocations. Reservations in flight lose their
-// concurrency slots (their requests died too) but stay charged in full if they were flushed.
-func TestEmbeddedCrash(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "l.db")
-	ctx := context.Background()
-	s := openEmbedded(t, path, limiter.EmbeddedOptions{FlushInterval: 50 * time.Millisecond})
-	defer s.Close()
-	spend(t, s)
-	revokedAt := time.Now().Truncate(time.Second)
-	_ = s.Revoke(ctx, "p", limiter.RevokeUser, "u9", revokedAt)
-	time.Sleep(150 * time.Millisecond) // two flushes at least
-
-	copyFile(t, path, filepath.Join(dir, "crashed.db"))
-	c := openEmbedded(t, filepath.Join(dir, "crashed.db"), limiter.EmbeddedOptions{})
-	defer c.Close()
-	checkSpent(t, c, 5)
-	if got, _ := c.RevokedBefore(ctx, "p", limiter.RevokeUser, "u9"); !got.Equal(revokedAt) {
-		t.Errorf("flushed revocation lost in a crash: RevokedBefore = %v", got)
-	}
-	// The live store still holds the in-flight slot.
-	checkSpent(t, s, 4)
-
-	t.Run("before_a_flush", func(t *testing.T) {
-		path := filepath.Join(dir, "slow.db")
-		s := openEmbedded(t, path, limiter.EmbeddedOptions{FlushInterval: time.Hour})
-		defer s.Close()
-		spend(t, s)
-		copyFile(t, path, filepath.Join(dir, "slow-crashed.db"))
-		c := openEmbedded(t, filepath.Join(dir, "slow-crashed.db"), limiter.EmbeddedOptions{})
-		defer c.Close()
-		got, _ := c.Remaining(ctx, base.Add(3*time.Second), restartRequest())
-		if got.ProjectCostPerMonth != 100000 {
-			t.Errorf("unflushed spend survived a crash? %+v", got)
-		}
-	})
-}
-
 // TestEmbeddedCrashKeepsRevocation: a revocation the API has acknowledged should survive a
 // crash, or a revoked token works again after one.
 func TestEmbeddedCrashKeepsRevocation(t *testing.T) {
@@ -264,68 +226,160 @@ func TestEmbeddedCloseStopsFlusher(t *testing.T) {
 	}
 }
 
-// benchRequest has every limit on and out of reach, so every check runs and none refuses.
-//
-// Benchmarks run on the wall clock, not on base: the store evicts users idle for a day by the
-// wall clock, and on base's clock every user looks idle and is re-read from the file after
-// each flush, which is not what production does.
-func benchRequest(user string) limiter.Request {
-	return limiter.Request{
-		Project: "bench", User: user, Session: "s-" + user, Tier: "pro", Model: "gpt-4o-mini",
-		Limits: limiter.Limits{RequestsPerMinute: 1 << 40, TokensPerMinute: 1 << 50, TokensPerDay: 1 << 50,
-			CostPerDay: 1 << 55, CostPerMonth: 1 << 56, ConcurrentRequests: 1 << 20},
-		ProjectCostPerMonth: 1 << 60, Tokens: 1200, Cost: 2400, IssuedAt: time.Now().Add(-time.Hour),
+// TestEmbeddedNever: a request whose worst case alone is over a limit is refused by it, with
+// Never, even when another limit (here concurrency) is used up too: telling it to retry in a
+// second would be a lie.
+func TestEmbeddedNever(t *testing.T) {
+	ctx := context.Background()
+	s := openEmbedded(t, "", limiter.EmbeddedOptions{})
+	defer s.Close()
+	at := base.Add(-time.Hour)
+	l := limiter.Limits{ConcurrentRequests: 1, TokensPerMinute: 100, TokensPerDay: 1000, CostPerDay: 1000, CostPerMonth: 2000}
+	r := limiter.Request{Project: "p", User: "u", Limits: l, ProjectCostPerMonth: 5000}
+	if _, dec, _ := s.Reserve(ctx, at, r); !dec.Allowed {
+		t.Fatalf("first request: %+v", dec)
+	}
+	// Each case turns off the limits before the one it is over (a worst case over several
+	// limits is refused by the first of them).
+	for _, c := range []struct {
+		tokens int64
+		cost   limiter.Nanos
+		off    func(*limiter.Limits)
+		want   limiter.Limit
+		retry  time.Duration
+	}{
+		{101, 0, func(*limiter.Limits) {}, limiter.LimitTokensPerMinute, time.Minute},
+		{1001, 0, func(l *limiter.Limits) { l.TokensPerMinute = 0 }, limiter.LimitTokensPerDay, time.Hour + 2*time.Minute},
+		{0, 1001, func(*limiter.Limits) {}, limiter.LimitCostPerDay, time.Hour + 2*time.Minute},
+		{0, 2001, func(l *limiter.Limits) { l.CostPerDay = 0 }, limiter.LimitCostPerMonth, time.Hour + 2*time.Minute},
+		{0, 5001, func(l *limiter.Limits) { l.CostPerDay, l.CostPerMonth = 0, 0 }, limiter.LimitProjectCostPerMonth, time.Hour + 2*time.Minute},
+		{100, 1000, func(*limiter.Limits) {}, limiter.LimitConcurrentRequests, time.Second}, // fits, just not now
+	} {
+		q := r
+		q.Tokens, q.Cost = c.tokens, c.cost
+		c.off(&q.Limits)
+		_, dec, err := s.Reserve(ctx, at, q)
+		never := c.want != limiter.LimitConcurrentRequests
+		if err != nil || dec.Allowed || dec.Refused != c.want || dec.Never != never || dec.RetryAfter != c.retry {
+			t.Errorf("tokens %d, cost %d: %+v, %v; want refused by %q, Never %v, RetryAfter %v",
+				c.tokens, c.cost, dec, err, c.want, never, c.retry)
+		}
 	}
 }
 
-func BenchmarkEmbeddedReserveSettle(b *testing.B) {
-	s := openEmbedded(b, filepath.Join(b.TempDir(), "l.db"), limiter.EmbeddedOptions{})
-	defer s.Close()
+// TestEmbeddedSubSecond: a request is held for a full 60 s of real time, whatever the fraction
+// of a second it was made at, so no 60 s span ever holds more than the limit.
+func TestEmbeddedSubSecond(t *testing.T) {
 	ctx := context.Background()
-	req := benchRequest("u1")
-	used := limiter.Usage{InputTokens: 700, OutputTokens: 300, Cost: 1300}
-	start := time.Now()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		now := start.Add(time.Duration(i) * time.Microsecond)
-		i++
-		res, dec, err := s.Reserve(ctx, now, req)
-		if err != nil || !dec.Allowed {
-			b.Fatalf("Reserve: %+v, %v", dec, err)
+	s := openEmbedded(t, "", limiter.EmbeddedOptions{})
+	defer s.Close()
+	r := limiter.Request{Project: "p", User: "u", Limits: limiter.Limits{RequestsPerMinute: 1}}
+	made := base.Add(900 * time.Millisecond)
+	if _, dec, _ := s.Reserve(ctx, made, r); !dec.Allowed || dec.RequestsReset != 60100*time.Millisecond {
+		t.Fatalf("first: %+v", dec)
+	}
+	_, dec, _ := s.Reserve(ctx, made.Add(59500*time.Millisecond), r)
+	if dec.Allowed || dec.RetryAfter != 600*time.Millisecond {
+		t.Errorf("59.5 s later: %+v, want refused with RetryAfter 600ms", dec)
+	}
+	if _, dec, _ := s.Reserve(ctx, made.Add(60100*time.Millisecond), r); !dec.Allowed {
+		t.Errorf("60.1 s later: %+v, want admitted", dec)
+	}
+}
+
+func TestEmbeddedUsageQuery(t *testing.T) {
+	ctx := context.Background()
+	s := openEmbedded(t, filepath.Join(t.TempDir(), "l.db"), limiter.EmbeddedOptions{})
+	defer s.Close()
+	for i, at := range []time.Time{base.AddDate(0, 0, -40), base, base.AddDate(0, 0, 40)} {
+		res, _, _ := s.Reserve(ctx, at, limiter.Request{Project: "p", User: "org_1:u", Tier: "t", Model: "m"})
+		_ = s.Settle(ctx, at, res, limiter.Usage{InputTokens: int64(i + 1)})
+	}
+	for _, c := range []struct {
+		name string
+		q    limiter.UsageQuery
+		want string
+	}{
+		{"open_range", limiter.UsageQuery{Project: "p"}, "[{org_1:u 3 6 0 0}]"},
+		{"open_from", limiter.UsageQuery{Project: "p", GroupBy: "day", To: base}, "[{2025-12-22 1 1 0 0} {2026-01-31 1 2 0 0}]"},
+		{"open_to", limiter.UsageQuery{Project: "p", GroupBy: "org", From: base}, "[{org_1 2 5 0 0}]"},
+		{"other_project", limiter.UsageQuery{Project: "q"}, "[]"},
+	} {
+		rows, err := s.Usage(ctx, c.q)
+		if got := fmt.Sprint(rows); err != nil || got != c.want {
+			t.Errorf("%s: Usage = %s, %v; want %s", c.name, got, err, c.want)
 		}
-		if err := s.Settle(ctx, now, res, used); err != nil {
-			b.Fatal(err)
+	}
+	if _, err := s.Usage(ctx, limiter.UsageQuery{Project: "p", GroupBy: "week"}); err == nil || !strings.Contains(err.Error(), `"week"`) {
+		t.Errorf("group_by week: %v, want an error naming it", err)
+	}
+}
+
+func TestEmbeddedRevokeErrors(t *testing.T) {
+	ctx := context.Background()
+	s := openEmbedded(t, "", limiter.EmbeddedOptions{})
+	defer s.Close()
+	if err := s.Revoke(ctx, "p", "token", "x", base); err == nil || !strings.Contains(err.Error(), `"token"`) {
+		t.Errorf("kind token: %v, want an error naming it", err)
+	}
+	if err := s.Revoke(ctx, "p", limiter.RevokeUser, "", base); err == nil {
+		t.Error("an empty user id was revoked")
+	}
+	// An empty session is never revoked: a token without one is not refused for it.
+	r := limiter.Request{Project: "p", User: "u", IssuedAt: base.Add(-time.Hour)}
+	_ = s.Revoke(ctx, "p", limiter.RevokeUser, "someone-else", base)
+	if _, dec, _ := s.Reserve(ctx, base, r); !dec.Allowed {
+		t.Errorf("a token with no session was refused: %+v", dec)
+	}
+}
+
+func TestEmbeddedClosed(t *testing.T) {
+	ctx := context.Background()
+	for _, path := range []string{"", filepath.Join(t.TempDir(), "l.db")} {
+		s := openEmbedded(t, path, limiter.EmbeddedOptions{})
+		res, _, _ := s.Reserve(ctx, base, limiter.Request{Project: "p", User: "u"})
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err1 := s.Reserve(ctx, base, limiter.Request{Project: "p", User: "u"})
+		err2 := s.Settle(ctx, base, res, limiter.Usage{})
+		_, err3 := s.Remaining(ctx, base, limiter.Request{Project: "p", User: "u"})
+		_, err4 := s.Usage(ctx, limiter.UsageQuery{Project: "p"})
+		err5 := s.Revoke(ctx, "p", limiter.RevokeUser, "u", base)
+		_, err6 := s.RevokedBefore(ctx, "p", limiter.RevokeUser, "u")
+		for i, err := range []error{err1, err2, err3, err4, err5, err6} {
+			if !errors.Is(err, limiter.ErrClosed) || !errors.Is(err, limiter.ErrUnavailable) {
+				t.Errorf("%q: call %d after Close: %v, want ErrClosed (an ErrUnavailable)", path, i+1, err)
+			}
 		}
 	}
 }
 
-func BenchmarkEmbeddedReserveSettleParallel(b *testing.B) {
-	s := openEmbedded(b, filepath.Join(b.TempDir(), "l.db"), limiter.EmbeddedOptions{})
-	defer s.Close()
-	ctx := context.Background()
-	reqs := make([]limiter.Request, 10000)
-	for i := range reqs {
-		reqs[i] = benchRequest(fmt.Sprintf("org_%d:user_%d", i%100, i))
+// TestEmbeddedOtherFormat: a file this version cannot read is refused with a reason, not
+// taken for an empty one (which would forget every month's spend).
+func TestEmbeddedOtherFormat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	used := limiter.Usage{InputTokens: 700, OutputTokens: 300, Cost: 1300}
-	var n atomic.Int64
-	start := time.Now()
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := n.Add(1)
-			now := start.Add(time.Duration(i) * time.Microsecond)
-			res, dec, err := s.Reserve(ctx, now, reqs[i%int64(len(reqs))])
-			if err != nil || !dec.Allowed {
-				b.Errorf("Reserve: %+v, %v", dec, err)
-				return
-			}
-			if err := s.Settle(ctx, now, res, used); err != nil {
-				b.Error(err)
-				return
-			}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("users"))
+		if err == nil {
+			err = b.Put([]byte("p\x00u"), []byte(`{"Day":20484}`))
 		}
+		return err
 	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := limiter.OpenEmbedded(path, limiter.EmbeddedOptions{})
+	if err == nil {
+		s.Close()
+		t.Fatal("a file in another format was opened")
+	}
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "format") {
+		t.Errorf("error %q does not name the file and its format", err)
+	}
 }

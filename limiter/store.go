@@ -80,14 +80,28 @@ func (l Limit) String() string { return limitNames[l] }
 func (l Limit) Quota() bool { return l >= LimitTokensPerDay }
 
 // Decision is the outcome of Reserve, with what the x-ratelimit-* headers report.
+//
+// When several limits have no room, the one reported is the first in this order: concurrent
+// requests, requests per minute, tokens per minute, tokens per day, cost per day, cost per
+// month, project cost per month. A request whose worst case alone is over a limit (Tokens over
+// tokens per minute or per day, Cost over a cost limit) is refused by the first such limit, in
+// the same order, before anything in use is looked at, with Never set: no wait would admit it,
+// so it must not be told to retry soon.
 type Decision struct {
 	Allowed bool
 	// Revoked is set when the token's session or user has been revoked.
 	Revoked bool
 	// Refused is the limit that refused the request (LimitNone when Allowed).
 	Refused Limit
-	// RetryAfter is when the refused limit can next have room.
+	// RetryAfter is how long until the refused limit can have room for the request: for a
+	// rolling minute, until enough of the window has left it; for concurrency, a fixed 1s hint;
+	// for a day or month limit, until the next UTC day or month starts. With Never it is what
+	// it would be for that limit used up (a minute for tokens per minute).
 	RetryAfter time.Duration
+	// Never is set with a refusal when the request's worst case alone is over the refusing
+	// limit, so retrying the same request can never succeed (answer it like a used-up quota:
+	// x-should-retry: false). Limits are never loosened to let such a request through.
+	Never bool
 
 	// Requests per minute: limit, remaining after this request, time until fully reset.
 	RequestsLimit, RequestsRemaining int64
@@ -98,11 +112,14 @@ type Decision struct {
 }
 
 // Reservation is an admitted request's hold on its limits; pass it to Settle exactly once.
+// Settling it again, or settling the zero Reservation (what a refused Reserve returns), does
+// nothing.
 type Reservation struct {
 	Request Request
-	// At is when it was reserved; Settle adjusts the windows that held it then.
+	// At is when it was reserved; Settle adjusts the windows that held it then, and the usage
+	// is recorded under its UTC day.
 	At time.Time
-	// ID identifies the reservation within its store.
+	// ID identifies the reservation within its store (never 0).
 	ID uint64
 }
 

@@ -2,23 +2,26 @@ package limiter
 
 import (
 	"context"
-	"sort"
+	"fmt"
+	"math"
+	"slices"
 	"strings"
-	"time"
 )
 
-// usageKey is the finest grain usage is kept at.
+// usageKey is the finest grain usage is kept at: one project's requests of one day, user,
+// session, tier and model. The day is the UTC day the request was reserved.
 type usageKey struct {
 	project                    string
 	day                        int64
 	user, session, tier, model string
 }
 
+// usageAgg is what the requests of one usageKey used.
 type usageAgg struct {
-	Requests     int64 `json:"r"`
-	InputTokens  int64 `json:"i"`
-	OutputTokens int64 `json:"o"`
-	Cost         Nanos `json:"c"`
+	Requests     int64
+	InputTokens  int64
+	OutputTokens int64
+	Cost         Nanos
 }
 
 func (a *usageAgg) add(b usageAgg) {
@@ -28,111 +31,134 @@ func (a *usageAgg) add(b usageAgg) {
 	a.Cost += b.Cost
 }
 
-// addUsage records a settled request under the day it was admitted. e.mu is held.
-func (e *Embedded) addUsage(res Reservation, used Usage) {
-	req := res.Request
-	k := usageKey{project: req.Project, day: dayOf(res.At), user: req.User, session: req.Session, tier: req.Tier, model: req.Model}
-	a, ok := e.usage[k]
-	if !ok {
-		a = new(usageAgg)
-		e.usage[k] = a
-	}
-	a.add(usageAgg{Requests: 1, InputTokens: used.InputTokens, OutputTokens: used.OutputTokens, Cost: used.Cost})
+// addUsage adds a to the shard's unflushed usage. sh.mu is held.
+func (sh *shard) addUsage(k usageKey, a usageAgg) {
+	cur := sh.usage[k]
+	cur.add(a)
+	sh.usage[k] = cur
 }
 
-// Usage implements Store.
-func (e *Embedded) Usage(_ context.Context, q UsageQuery) ([]UsageRow, error) {
-	from, to := dayOf(q.From), dayOf(q.To)
-	groups := map[string]*UsageRow{}
-	collect := func(k usageKey, a usageAgg) {
-		if k.project != q.Project || k.day < from || k.day > to || (q.User != "" && k.user != q.User) {
-			return
-		}
-		key := groupKey(q.GroupBy, k)
-		row, ok := groups[key]
-		if !ok {
-			row = &UsageRow{Key: key}
-			groups[key] = row
-		}
-		row.Requests += a.Requests
-		row.InputTokens += a.InputTokens
-		row.OutputTokens += a.OutputTokens
-		row.Cost += a.Cost
-	}
-	// flushMu keeps a flush from moving deltas to the file between the two reads below.
-	e.flushMu.Lock()
-	defer e.flushMu.Unlock()
-	e.mu.Lock()
-	for k, a := range e.usage {
-		collect(k, *a)
-	}
-	e.mu.Unlock()
-	if err := e.scanUsage(q.Project, collect); err != nil {
-		return nil, err
-	}
-	rows := make([]UsageRow, 0, len(groups))
-	for _, r := range groups {
-		rows = append(rows, *r)
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
-	return rows, nil
+// Usage group_by values.
+const (
+	GroupByUser    = "user"
+	GroupByOrg     = "org"
+	GroupBySession = "session"
+	GroupByTier    = "tier"
+	GroupByModel   = "model"
+	GroupByDay     = "day"
+)
+
+// minDay and maxDay leave a range of days open.
+const minDay, maxDay = math.MinInt64, math.MaxInt64
+
+// usageFilter is a UsageQuery compiled: which keys it keeps and the group each falls in.
+type usageFilter struct {
+	project  string
+	from, to int64 // days, inclusive
+	user     string
+	groupBy  string
 }
 
-// groupKey is the group a usage key falls in.
-func groupKey(groupBy string, k usageKey) string {
-	switch groupBy {
-	case "org":
-		if org, _, ok := strings.Cut(k.user, ":"); ok {
-			return org
-		}
-		return k.user
-	case "session":
+func newUsageFilter(q UsageQuery) (usageFilter, error) {
+	f := usageFilter{project: q.Project, from: minDay, to: maxDay, user: q.User, groupBy: q.GroupBy}
+	switch f.groupBy {
+	case "":
+		f.groupBy = GroupByUser
+	case GroupByUser, GroupByOrg, GroupBySession, GroupByTier, GroupByModel, GroupByDay:
+	default:
+		return f, fmt.Errorf("limiter: group_by %q is not one of user, org, session, tier, model, day", q.GroupBy)
+	}
+	if !q.From.IsZero() {
+		f.from = dayOf(q.From)
+	}
+	if !q.To.IsZero() {
+		f.to = dayOf(q.To)
+	}
+	return f, nil
+}
+
+func (f *usageFilter) keeps(k *usageKey) bool {
+	return k.project == f.project && k.day >= f.from && k.day <= f.to && (f.user == "" || k.user == f.user)
+}
+
+// group is the group k falls in.
+func (f *usageFilter) group(k *usageKey) string {
+	switch f.groupBy {
+	case GroupByOrg:
+		org, _, _ := strings.Cut(k.user, ":")
+		return org
+	case GroupBySession:
 		return k.session
-	case "tier":
+	case GroupByTier:
 		return k.tier
-	case "model":
+	case GroupByModel:
 		return k.model
-	case "day":
-		return time.Unix(k.day*86400, 0).UTC().Format(time.DateOnly)
+	case GroupByDay:
+		return dayString(k.day)
 	}
 	return k.user
 }
 
-// Revoke implements Store. A revocation is written to the file before Revoke returns: one the
-// API confirmed must survive a crash.
-func (e *Embedded) Revoke(_ context.Context, project, kind, id string, at time.Time) error {
+// usageRows sums aggregates into groups.
+type usageRows map[string]*UsageRow
+
+func (r usageRows) add(key string, a usageAgg) {
+	row := r[key]
+	if row == nil {
+		row = &UsageRow{Key: key}
+		r[key] = row
+	}
+	row.Requests += a.Requests
+	row.InputTokens += a.InputTokens
+	row.OutputTokens += a.OutputTokens
+	row.Cost += a.Cost
+}
+
+func (r usageRows) sorted() []UsageRow {
+	rows := make([]UsageRow, 0, len(r))
+	for _, row := range r {
+		rows = append(rows, *row)
+	}
+	slices.SortFunc(rows, func(a, b UsageRow) int { return strings.Compare(a.Key, b.Key) })
+	return rows
+}
+
+// Usage implements Store. It adds what is on file to what settled since the last flush. From
+// and To are the UTC days that contain them, inclusive; a zero From or To leaves that end
+// open. GroupBy "" means user; an unknown GroupBy is an error.
+func (e *Embedded) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	f, err := newUsageFilter(q)
+	if err != nil {
+		return nil, err
+	}
+	rows := usageRows{}
+	// A flush moves usage from memory to the file. Reading memory and starting the file's
+	// read transaction (a snapshot) with no flush between them counts each request once.
 	e.flushMu.Lock()
-	defer e.flushMu.Unlock()
-	e.mu.Lock()
-	k := revKey{project, kind, id}
-	if prev, ok := e.revoked[k]; !ok || at.After(prev) {
-		e.revoked[k] = at
+	tx, err := e.beginRead()
+	if err != nil {
+		e.flushMu.Unlock()
+		return nil, err
 	}
-	latest := e.revoked[k]
-	e.mu.Unlock()
-	return e.writeRevocation(k, latest)
-}
-
-// RevokedBefore implements Store.
-func (e *Embedded) RevokedBefore(_ context.Context, project, kind, id string) (time.Time, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.revoked[revKey{project, kind, id}], nil
-}
-
-// isRevoked reports whether req's token was issued at or before a revocation of its user or
-// session. e.mu is held.
-func (e *Embedded) isRevoked(req Request) bool {
-	if req.IssuedAt.IsZero() {
-		return false
-	}
-	for _, k := range [...]revKey{{req.Project, RevokeUser, req.User}, {req.Project, RevokeSession, req.Session}} {
-		if k.id == "" {
-			continue
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for k, a := range sh.usage {
+			if f.keeps(&k) {
+				rows.add(f.group(&k), a)
+			}
 		}
-		if at, ok := e.revoked[k]; ok && !req.IssuedAt.After(at) {
-			return true
+		sh.mu.Unlock()
+	}
+	e.flushMu.Unlock()
+	if tx != nil {
+		defer tx.Rollback()
+		if err := scanUsage(ctx, tx, &f, rows.add); err != nil {
+			return nil, err
 		}
 	}
-	return false
+	return rows.sorted(), nil
 }

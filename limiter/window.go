@@ -1,70 +1,121 @@
 package limiter
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
-// window counts amounts over a rolling 60 s in one-second buckets. It is exact at one-second
-// resolution: an amount added at second s counts until s+60.
-type window struct {
-	Secs [60]int64 // the unix second each bucket holds
-	Vals [60]int64
+// windowSlots is the ring's size: at least the 61 seconds a window can span (see minuteWindow),
+// rounded up to a power of two so the slot of a second is a mask.
+const windowSlots = 64
+
+// minuteWindow counts one user's requests and tokens over a rolling 60 s, in one-second
+// buckets held in a ring.
+//
+// A request made at t is counted in the bucket of second ceil(t) and leaves the window when the
+// clock reaches that second + 60: never less than 60 s after it was made, so no span of 60 s of
+// real time ever holds more than a limit. (Rounding down instead would let a request made at
+// 12:00:00.9 leave at 12:01:00.0, 59.1 s later.) At now, the live buckets are those of the
+// seconds in (floor(now)-60, ceil(now)]: 61 at most, so 64 slots never collide.
+//
+// Times passed to a window never go back (the caller clamps them to the user's newest), so a
+// slot holding another second than the one being added holds an expired one.
+type minuteWindow struct {
+	secs   [windowSlots]int64 // the second (unix) each slot counts
+	reqs   [windowSlots]int64
+	tokens [windowSlots]int64
 }
 
-// sum is the total over the 60 s ending at now.
-func (w *window) sum(now int64) int64 {
-	var total int64
-	for i := range w.Secs {
-		if w.Secs[i] > now-60 && w.Secs[i] <= now {
-			total += w.Vals[i]
+// windowPool recycles the windows of users idle for a minute: a window is 1.5 KiB, and most of
+// the users the store knows have not made a request in the last minute.
+var windowPool = sync.Pool{New: func() any { return new(minuteWindow) }}
+
+func getWindow() *minuteWindow { return windowPool.Get().(*minuteWindow) }
+
+func putWindow(w *minuteWindow) {
+	*w = minuteWindow{}
+	windowPool.Put(w)
+}
+
+func slotOf(sec int64) int { return int(sec & (windowSlots - 1)) }
+
+// ceilSec is the second a request made at ns (unix nanoseconds) is counted in.
+func ceilSec(ns int64) int64 { return -floorDiv(-ns, 1e9) }
+
+// expiredBy is the newest second whose bucket has left the window at ns.
+func expiredBy(ns int64) int64 { return floorDiv(ns, 1e9) - 60 }
+
+// sums returns the requests and tokens in the window at ns.
+func (w *minuteWindow) sums(ns int64) (reqs, tokens int64) {
+	gone := expiredBy(ns)
+	for i := range w.secs {
+		if w.secs[i] > gone {
+			reqs += w.reqs[i]
+			tokens += w.tokens[i]
 		}
 	}
-	return total
+	return reqs, tokens
 }
 
-func (w *window) add(now, n int64) {
-	i := now % 60
-	if w.Secs[i] != now {
-		w.Secs[i], w.Vals[i] = now, 0
+// add counts a request made at ns and returns the second it is counted in.
+func (w *minuteWindow) add(ns, reqs, tokens int64) int64 {
+	sec := ceilSec(ns)
+	i := slotOf(sec)
+	if w.secs[i] != sec {
+		w.secs[i], w.reqs[i], w.tokens[i] = sec, 0, 0
 	}
-	w.Vals[i] += n
+	w.reqs[i] += reqs
+	w.tokens[i] += tokens
+	return sec
 }
 
-// adjust changes what was added at second at, if that second is still held.
-func (w *window) adjust(at, delta int64) {
-	i := at % 60
-	if w.Secs[i] == at {
-		w.Vals[i] = max(w.Vals[i]+delta, 0)
+// adjustTokens changes the tokens counted in second sec, if its bucket is still held; a bucket
+// never goes below zero.
+func (w *minuteWindow) adjustTokens(sec, delta int64) {
+	if i := slotOf(sec); w.secs[i] == sec {
+		w.tokens[i] = max(w.tokens[i]+delta, 0)
 	}
 }
 
-// waitFor is how long until the window has room for n under limit.
-func (w *window) waitFor(now, n, limit int64) time.Duration {
-	excess := w.sum(now) + n - limit
-	if excess <= 0 {
-		return 0
-	}
-	// Buckets leave the window oldest first; find when enough has left.
-	for s := now - 59; s <= now; s++ {
-		i := s % 60
-		if w.Secs[i] == s {
-			excess -= w.Vals[i]
-			if excess <= 0 {
-				return time.Duration(s+60-now) * time.Second
+// waitFor is how long from now until excess of vals (reqs or tokens) has left the window,
+// which is at ns (ns >= now: the user's clamped time). The caller knows excess can leave.
+func (w *minuteWindow) waitFor(vals *[windowSlots]int64, ns, now, excess int64) time.Duration {
+	for sec := expiredBy(ns) + 1; sec <= ceilSec(ns); sec++ {
+		if i := slotOf(sec); w.secs[i] == sec {
+			if excess -= vals[i]; excess <= 0 {
+				return time.Duration((sec+60)*1e9 - now)
 			}
 		}
 	}
-	return 60 * time.Second // n alone is over the limit: a minute is the most waiting can do
+	return time.Minute // unreachable when excess fits the window's contents
 }
 
-// reset is how long until everything now in the window has left it.
-func (w *window) reset(now int64) time.Duration {
-	newest := int64(-1)
-	for i := range w.Secs {
-		if w.Secs[i] > now-60 && w.Secs[i] <= now && w.Vals[i] > 0 && w.Secs[i] > newest {
-			newest = w.Secs[i]
+// reset is how long from now until everything counted in vals at ns has left the window:
+// x-ratelimit-reset-* (0 when the window is empty).
+func (w *minuteWindow) reset(vals *[windowSlots]int64, ns, now int64) time.Duration {
+	newest, gone := int64(0), expiredBy(ns)
+	for i := range w.secs {
+		if w.secs[i] > gone && vals[i] > 0 && w.secs[i] > newest {
+			newest = w.secs[i]
 		}
 	}
-	if newest < 0 {
+	if newest == 0 {
 		return 0
 	}
-	return time.Duration(newest+60-now) * time.Second
+	return time.Duration((newest+60)*1e9 - now)
+}
+
+// emptyAt is when (unix ns) everything now counted will have left the window (0 if nothing
+// is counted).
+func (w *minuteWindow) emptyAt() int64 {
+	newest := int64(0)
+	for i := range w.secs {
+		if (w.reqs[i] != 0 || w.tokens[i] != 0) && w.secs[i] > newest {
+			newest = w.secs[i]
+		}
+	}
+	if newest == 0 {
+		return 0
+	}
+	return (newest + 60) * 1e9
 }

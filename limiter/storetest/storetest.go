@@ -27,6 +27,7 @@ var Base = time.Date(2026, 1, 31, 23, 58, 0, 0, time.UTC)
 // subtest ends, so open must not.
 func Run(t *testing.T, open func(t *testing.T) limiter.Store) {
 	t.Run("Limits", func(t *testing.T) { testLimits(t, open) })
+	t.Run("RefusalOrder", func(t *testing.T) { testRefusalOrder(t, open) })
 	t.Run("RollingMinuteEdges", func(t *testing.T) { testRollingMinuteEdges(t, open) })
 	t.Run("RollingRetryAfter", func(t *testing.T) { testRollingRetryAfter(t, open) })
 	t.Run("PeriodRollover", func(t *testing.T) { testPeriodRollover(t, open) })
@@ -90,12 +91,18 @@ func (e *env) admit(now time.Time, r limiter.Request) limiter.Reservation {
 		e.t.Fatalf("Reserve at %s (tokens %d, cost %d): want admitted, got %+v",
 			now.Format(time.RFC3339Nano), r.Tokens, r.Cost, dec)
 	}
+	if res.ID == 0 {
+		e.t.Fatalf("Reserve at %s: admitted with reservation ID 0", now.Format(time.RFC3339Nano))
+	}
 	return res
 }
 
 func (e *env) refuse(now time.Time, r limiter.Request, want limiter.Limit) limiter.Decision {
 	e.t.Helper()
-	_, dec := e.reserve(now, r)
+	res, dec := e.reserve(now, r)
+	if res.ID != 0 {
+		e.t.Errorf("refused by %q with a reservation (ID %d): a refusal holds nothing", want, res.ID)
+	}
 	if dec.Allowed || dec.Refused != want {
 		e.t.Fatalf("Reserve at %s (tokens %d, cost %d): want refused by %q, got allowed=%v refused=%q revoked=%v",
 			now.Format(time.RFC3339Nano), r.Tokens, r.Cost, want, dec.Allowed, dec.Refused, dec.Revoked)
@@ -252,6 +259,41 @@ func testLimits(t *testing.T, open func(t *testing.T) limiter.Store) {
 			}
 		}
 	})
+}
+
+// testRefusalOrder: with every limit used up, the one reported is the first of concurrency,
+// requests per minute, tokens per minute, tokens per day, cost per day, cost per month,
+// project cost per month. Each step frees the limit that refused, so the next one shows.
+func testRefusalOrder(t *testing.T, open func(t *testing.T) limiter.Store) {
+	e := newEnv(t, open)
+	l := limiter.Limits{ConcurrentRequests: 1, RequestsPerMinute: 1, TokensPerMinute: 10, TokensPerDay: 10,
+		CostPerDay: 10, CostPerMonth: 10}
+	r := e.req("u1", l)
+	r.ProjectCostPerMonth, r.Tokens, r.Cost = 10, 10, 10
+	at := Base.Add(-time.Hour) // an hour from the day's end
+	res := e.admit(at, r)      // uses up every limit
+	next := r
+	next.Tokens, next.Cost = 1, 1
+	e.refuse(at, next, limiter.LimitConcurrentRequests)
+	e.settle(at, res, limiter.Usage{InputTokens: 10, Cost: 10})
+	e.refuse(at, next, limiter.LimitRequestsPerMinute)
+	next.Limits.RequestsPerMinute = 2 // a new tier, on the next request
+	e.refuse(at, next, limiter.LimitTokensPerMinute)
+	at = at.Add(time.Minute)
+	for _, s := range []struct {
+		raise func(*limiter.Request)
+		want  limiter.Limit
+	}{
+		{func(*limiter.Request) {}, limiter.LimitTokensPerDay},
+		{func(q *limiter.Request) { q.Limits.TokensPerDay = 100 }, limiter.LimitCostPerDay},
+		{func(q *limiter.Request) { q.Limits.CostPerDay = 100 }, limiter.LimitCostPerMonth},
+		{func(q *limiter.Request) { q.Limits.CostPerMonth = 100 }, limiter.LimitProjectCostPerMonth},
+	} {
+		s.raise(&next)
+		e.refuse(at, next, s.want)
+	}
+	next.ProjectCostPerMonth = 100
+	e.admit(at, next)
 }
 
 func testRollingMinuteEdges(t *testing.T, open func(t *testing.T) limiter.Store) {

@@ -1,0 +1,232 @@
+package limiter
+
+import (
+	"context"
+	"time"
+)
+
+// Reserve implements Store. Under the user's lock (and then the project's, always in that
+// order) it checks every limit against req's worst case and reserves all of it or nothing, so
+// concurrent requests can never together pass a limit. See Decision for the order in which
+// limits refuse.
+func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reservation, Decision, error) {
+	if e.closed.Load() {
+		return Reservation{}, Decision{}, ErrClosed
+	}
+	if !req.IssuedAt.IsZero() && e.revs.covers(req.Project, req.User, req.Session, req.IssuedAt.UnixNano()) {
+		return Reservation{}, Decision{Revoked: true}, nil
+	}
+	tokens, cost := max(req.Tokens, 0), max(req.Cost, 0) // a negative worst case would loosen
+	l := req.Limits
+	nowNs := now.UnixNano()
+	p := e.project(req.Project)
+
+	si := shardIndex(req.Project, req.User)
+	sh := &e.shards[si]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := e.userLocked(sh, userKey{req.Project, req.User})
+	ns := u.advance(nowNs)
+	reqs, toks := u.sums(ns)
+
+	var dec Decision
+	dec.Refused, dec.RetryAfter, dec.Never = tooLarge(u, l, req.ProjectCostPerMonth, tokens, cost, nowNs)
+	if dec.Refused == LimitNone {
+		dec.Refused, dec.RetryAfter = u.refusal(l, reqs, toks, tokens, cost, ns, nowNs)
+	}
+	var projectMonth int64
+	if dec.Refused == LimitNone {
+		// The project's budget is checked last and under its own lock, held only for this.
+		p.mu.Lock()
+		projectMonth = p.roll(u.month)
+		if b := req.ProjectCostPerMonth; b > 0 && p.monthCost+cost > b {
+			dec.Refused, dec.RetryAfter = LimitProjectCostPerMonth, untilMonth(now, projectMonth+1)
+		} else {
+			p.monthCost += cost
+			p.dirty = true
+		}
+		p.mu.Unlock()
+	}
+
+	var res Reservation
+	if dec.Refused == LimitNone {
+		dec.Allowed = true
+		if u.win == nil {
+			u.win = getWindow()
+		}
+		sec := u.win.add(ns, 1, tokens)
+		reqs, toks = reqs+1, toks+tokens
+		u.dayTokens += tokens
+		u.dayCost += cost
+		u.monthCost += cost
+		u.concurrent++
+		sh.seq++
+		id := sh.seq<<shardBits | uint64(si)
+		if u.holds == nil {
+			u.holds = make(map[uint64]hold, 4)
+		}
+		u.holds[id] = hold{at: ns, sec: sec, tokens: tokens, cost: cost, day: u.day, month: u.month,
+			projectMonth: projectMonth, slot: true}
+		u.dirty = true
+		res = Reservation{Request: req, At: now, ID: id}
+	}
+
+	if l.RequestsPerMinute > 0 {
+		dec.RequestsLimit, dec.RequestsRemaining = l.RequestsPerMinute, max(l.RequestsPerMinute-reqs, 0)
+		if u.win != nil {
+			dec.RequestsReset = u.win.reset(&u.win.reqs, ns, nowNs)
+		}
+	}
+	if l.TokensPerMinute > 0 {
+		dec.TokensLimit, dec.TokensRemaining = l.TokensPerMinute, max(l.TokensPerMinute-toks, 0)
+		if u.win != nil {
+			dec.TokensReset = u.win.reset(&u.win.tokens, ns, nowNs)
+		}
+	}
+	return res, dec, nil
+}
+
+// tooLarge finds the first limit (in the order of refusal) that a worst case of tokens and cost
+// is over on its own, so that no wait would ever admit it. RetryAfter is then what it would be
+// for that limit when used up: a minute for tokens per minute, the next day or month otherwise.
+// Checking this before what is in use means such a request is never told to retry soon (by a
+// concurrency or requests-per-minute refusal) when it never can.
+func tooLarge(u *userState, l Limits, budget Nanos, tokens int64, cost Nanos, now int64) (Limit, time.Duration, bool) {
+	t := time.Unix(0, now)
+	switch {
+	case l.TokensPerMinute > 0 && tokens > l.TokensPerMinute:
+		return LimitTokensPerMinute, time.Minute, true
+	case l.TokensPerDay > 0 && tokens > l.TokensPerDay:
+		return LimitTokensPerDay, untilDay(t, u.day+1), true
+	case l.CostPerDay > 0 && cost > l.CostPerDay:
+		return LimitCostPerDay, untilDay(t, u.day+1), true
+	case l.CostPerMonth > 0 && cost > l.CostPerMonth:
+		return LimitCostPerMonth, untilMonth(t, u.month+1), true
+	case budget > 0 && cost > budget:
+		return LimitProjectCostPerMonth, untilMonth(t, u.month+1), true
+	}
+	return LimitNone, 0, false
+}
+
+// refusal finds the first of the user's limits without room for one more request of tokens and
+// cost, given reqs and toks in the window at ns. now is the caller's time, which RetryAfter
+// counts from.
+func (u *userState) refusal(l Limits, reqs, toks, tokens int64, cost Nanos, ns, now int64) (Limit, time.Duration) {
+	t := time.Unix(0, now)
+	switch {
+	case l.ConcurrentRequests > 0 && u.concurrent+1 > l.ConcurrentRequests:
+		// A slot frees when a request ends, which cannot be foreseen: a short hint.
+		return LimitConcurrentRequests, time.Second
+	case l.RequestsPerMinute > 0 && reqs+1 > l.RequestsPerMinute:
+		return LimitRequestsPerMinute, u.win.waitFor(&u.win.reqs, ns, now, reqs+1-l.RequestsPerMinute)
+	case l.TokensPerMinute > 0 && toks+tokens > l.TokensPerMinute:
+		return LimitTokensPerMinute, u.win.waitFor(&u.win.tokens, ns, now, toks+tokens-l.TokensPerMinute)
+	case l.TokensPerDay > 0 && u.dayTokens+tokens > l.TokensPerDay:
+		return LimitTokensPerDay, untilDay(t, u.day+1)
+	case l.CostPerDay > 0 && u.dayCost+cost > l.CostPerDay:
+		return LimitCostPerDay, untilDay(t, u.day+1)
+	case l.CostPerMonth > 0 && u.monthCost+cost > l.CostPerMonth:
+		return LimitCostPerMonth, untilMonth(t, u.month+1)
+	}
+	return LimitNone, 0
+}
+
+// Settle implements Store. The reservation is looked up by its ID among the user's holds: one
+// already settled, never made here (or made before a restart) or made by another store is
+// ignored, so a slot is freed exactly once and nothing is charged twice.
+func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, used Usage) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if res.ID == 0 {
+		return nil
+	}
+	req := res.Request
+	sh := &e.shards[shardIndex(req.Project, req.User)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u := sh.users[userKey{req.Project, req.User}] // a user with holds is never evicted
+	if u == nil {
+		return nil
+	}
+	h, ok := u.holds[res.ID]
+	if !ok {
+		return nil
+	}
+	delete(u.holds, res.ID)
+	if h.slot {
+		u.concurrent--
+	}
+	in, out, cost := max(used.InputTokens, 0), max(used.OutputTokens, 0), max(used.Cost, 0)
+	dTokens, dCost := in+out-h.tokens, cost-h.cost
+	// Only the window second, day and month that held the reservation change: settling
+	// yesterday's request must not make room today.
+	if u.win != nil && dTokens != 0 {
+		u.win.adjustTokens(h.sec, dTokens)
+	}
+	if u.day == h.day {
+		u.dayTokens = max(u.dayTokens+dTokens, 0)
+		u.dayCost = max(u.dayCost+dCost, 0)
+	}
+	if u.month == h.month {
+		u.monthCost = max(u.monthCost+dCost, 0)
+	}
+	if dCost != 0 {
+		p := e.project(req.Project)
+		p.mu.Lock()
+		if p.month == h.projectMonth {
+			p.monthCost = max(p.monthCost+dCost, 0)
+			p.dirty = true
+		}
+		p.mu.Unlock()
+	}
+	u.dirty = true
+	sh.addUsage(usageKey{project: req.Project, day: dayOf(res.At), user: req.User, session: req.Session,
+		tier: req.Tier, model: req.Model}, usageAgg{Requests: 1, InputTokens: in, OutputTokens: out, Cost: cost})
+	return nil
+}
+
+// Remaining implements Store. It changes nothing, and does not keep a user it had to read
+// from the file.
+func (e *Embedded) Remaining(_ context.Context, now time.Time, req Request) (Remaining, error) {
+	if e.closed.Load() {
+		return Remaining{}, ErrClosed
+	}
+	k := userKey{req.Project, req.User}
+	sh := &e.shards[shardIndex(req.Project, req.User)]
+	sh.mu.Lock()
+	u := sh.users[k]
+	if u == nil {
+		sh.mu.Unlock()
+		u = e.loadUser(k)
+	} else {
+		defer sh.mu.Unlock()
+	}
+	v := *u // advance a copy: Remaining reserves nothing, not even the passing of time
+	ns := v.advance(now.UnixNano())
+	reqs, toks := v.sums(ns)
+	var spent Nanos
+	if p := e.lookupProject(req.Project); p != nil {
+		p.mu.Lock()
+		spent = p.spentIn(v.month)
+		p.mu.Unlock()
+	}
+	l := req.Limits
+	return Remaining{
+		RequestsPerMinute:   left(l.RequestsPerMinute, reqs),
+		TokensPerMinute:     left(l.TokensPerMinute, toks),
+		TokensPerDay:        left(l.TokensPerDay, v.dayTokens),
+		CostPerDay:          Nanos(left(int64(l.CostPerDay), int64(v.dayCost))),
+		CostPerMonth:        Nanos(left(int64(l.CostPerMonth), int64(v.monthCost))),
+		ConcurrentRequests:  left(l.ConcurrentRequests, v.concurrent),
+		ProjectCostPerMonth: Nanos(left(int64(req.ProjectCostPerMonth), int64(spent))),
+	}, nil
+}
+
+// left is what limit leaves after used: -1 when the limit is off, never below 0.
+func left(limit, used int64) int64 {
+	if limit <= 0 {
+		return -1
+	}
+	return max(limit-used, 0)
+}
