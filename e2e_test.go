@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 func TestOptionAMintThenChat(t *testing.T) {
@@ -100,6 +102,23 @@ func TestOptionATrustedRS256(t *testing.T) {
 	}
 	if up, _ := prov.last(t); up.Header.Get("X-Behest-Tier") != "1" {
 		t.Errorf("null tier became %q, want the default tier 1", up.Header.Get("X-Behest-Tier"))
+	}
+
+	// A tier the project does not have is the default tier too, and is counted.
+	tok = is.token(t, is.kid, map[string]any{"tier": "gold", "jti": "j3"})
+	resp = do(t, tester.Client, "POST", "/v1/chat/completions", tok, chatBody, nil)
+	if b := readBody(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	if up, _ := prov.last(t); up.Header.Get("X-Behest-Tier") != "1" {
+		t.Errorf("unknown tier became %q, want the default tier 1", up.Header.Get("X-Behest-Tier"))
+	}
+	mresp, err := http.Get(fmt.Sprintf("http://localhost:%d/metrics", caddytest.Default.AdminPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := readBody(t, mresp); !strings.Contains(string(m), `caddy_behest_tier_unknown_total{project="p_456"}`) {
+		t.Errorf("the unknown tier was not counted in the metrics")
 	}
 }
 

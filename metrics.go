@@ -2,36 +2,33 @@ package behest
 
 import (
 	"errors"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are made once per process and registered with each config's registry; labels are
 // bounded (projects and codes come from the config and the contract, never from requests).
-var metrics struct {
-	once        sync.Once
+var metrics = struct {
 	requests    *prometheus.CounterVec // by project and outcome code
 	tierUnknown *prometheus.CounterVec // by project
 	tokens      *prometheus.CounterVec // by project and direction
+}{
+	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "behest", Name: "requests_total",
+		Help: "Requests by project and outcome (ok, or the error code answered).",
+	}, []string{"project", "code"}),
+	tierUnknown: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "behest", Name: "tier_unknown_total",
+		Help: "Tokens naming a tier the project does not have (the default tier was used).",
+	}, []string{"project"}),
+	tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "behest", Name: "tokens_total",
+		Help: "Tokens charged, by project and direction (input, output).",
+	}, []string{"project", "direction"}),
 }
 
-func initMetrics(registry *prometheus.Registry) error {
-	const ns, sub = "caddy", "behest"
-	metrics.once.Do(func() {
-		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "requests_total",
-			Help: "Requests by project and outcome (ok, or the error code answered).",
-		}, []string{"project", "code"})
-		metrics.tierUnknown = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "tier_unknown_total",
-			Help: "Tokens naming a tier the project does not have (the default tier was used).",
-		}, []string{"project"})
-		metrics.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "tokens_total",
-			Help: "Tokens charged, by project and direction (input, output).",
-		}, []string{"project", "direction"})
-	})
+// registerMetrics adds the collectors to a config's registry; a reload registers them again.
+func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}

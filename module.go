@@ -116,7 +116,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.MaxRequestBody = defaultMaxRequestBody
 	}
 
-	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
 	if err := h.compileProjects(); err != nil {
