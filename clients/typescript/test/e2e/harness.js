@@ -147,10 +147,11 @@ export function caddyfile({ port, providerPort, apiKey, storageDir, corsOrigins,
 				algorithms RS256
 ${t.authorizedParties ? `				authorized_parties ${t.authorizedParties.join(" ")}\n` : ""}			}`)
     .join("");
+  // A tier is its requests per minute, or the lines of its block.
   const tierBlocks = Object.entries(tiers)
-    .map(([name, rpm]) => `
+    .map(([name, limits]) => `
 			tier ${name} {
-				requests_per_minute ${rpm}
+				${typeof limits === "number" ? `requests_per_minute ${limits}` : limits}
 			}`)
     .join("");
   return `{
@@ -170,6 +171,7 @@ http://127.0.0.1:${port} {
 			api_key ${apiKey}
 			cors_origins ${corsOrigins.join(" ")}
 			default_tier 1${trustBlocks}${tierBlocks}
+			price * 1.00 2.00
 		}
 	}
 	reverse_proxy 127.0.0.1:${providerPort} {

@@ -34,7 +34,7 @@ before(async () => {
     providerPort: provider.port,
     corsOrigins: [APP_ORIGIN],
     trust: [{ issuer: issuer.url, jwksURL: `${issuer.url}/.well-known/jwks.json`, authorizedParties: [APP_ORIGIN] }],
-    tiers: { 1: 1000, 2: 2 },
+    tiers: { 1: 1000, 2: 2, broke: "cost_per_day 0.000001\n\t\t\t\tmax_output_tokens 100" },
   });
   behest = new Behest({ apiKey: gateway.apiKey, baseURL: gateway.url });
 });
@@ -177,6 +177,19 @@ describe("Option A: minted tokens with the openai SDK", () => {
     assert.ok(Number(err.headers.get("retry-after-ms")) > 0, "retry-after-ms");
     assert.equal(err.headers.get("x-ratelimit-remaining-requests"), "0");
     assert.equal(provider.requests.length, before, "a refused request reached the provider");
+  });
+
+  test("a used-up quota is RateLimitError with code insufficient_quota, and the SDK does not retry it", async () => {
+    const bundle = await behest.auth.mint({ user_id: `user_broke_${randomUUID().slice(0, 8)}`, tier: "broke" });
+    let calls = 0;
+    const countingFetch = (...args) => { calls++; return fetch(...args); };
+    // The SDK's default is 2 retries; x-should-retry: false must stop them.
+    const openai = sdkFor(bundle.token, bundle.sessionId, { maxRetries: 2, fetch: countingFetch });
+    const err = await openai.chat.completions.create({ model: "gpt-4o-mini", messages }).catch((e) => e);
+    assert.ok(err instanceof OpenAI.RateLimitError, `got ${err?.constructor?.name}: ${err?.message}`);
+    assert.equal(err.code, "insufficient_quota");
+    assert.equal(err.headers.get("x-should-retry"), "false");
+    assert.equal(calls, 1, "the SDK retried a quota that waiting cannot renew");
   });
 
   test("a bad token is the SDK's AuthenticationError", async () => {
