@@ -115,7 +115,9 @@ func appendUsageKey(b []byte, k *usageKey) []byte {
 	return append(b, k.model...)
 }
 
-func appendDay(b []byte, day int64) []byte { return binary.BigEndian.AppendUint64(b, uint64(day)^1<<63) }
+func appendDay(b []byte, day int64) []byte {
+	return binary.BigEndian.AppendUint64(b, uint64(day)^1<<63)
+}
 
 func parseDay(b []byte) (int64, bool) {
 	if len(b) < 8 {

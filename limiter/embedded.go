@@ -47,21 +47,23 @@ const idleAfter = 24 * time.Hour
 //
 // Time comes from the callers' now, never from the clock, except where the store has been
 // told no time yet: at open, revocations older than RevocationTTL by the wall clock are
-// dropped. Housekeeping (idle users, expired revocations and leases) goes by the newest now
-// the store has been given.
+// dropped. Housekeeping (dropping idle users, expired revocations, old usage, freeing the
+// slots of leases that ran out) goes by the newest now Reserve has been given.
 type Embedded struct {
 	opts EmbeddedOptions
 	db   *bolt.DB // nil: memory only
 
 	shards [shardCount]shard
 
-	projectsMu sync.RWMutex
-	projects   map[string]*projectState // few, never evicted: one per configured project
+	// projects is replaced, never changed (a new project is rare), so finding one on every
+	// request takes no lock. Few, and never dropped: one per configured project.
+	projects   atomic.Pointer[map[string]*projectState]
+	projectsMu sync.Mutex // serialises adding projects
+	// revokeMu serialises changes to the projects' revocations.
+	revokeMu sync.Mutex
 
-	revs revocations
-
-	// clock is the newest time (unix ns) the store has been given, for housekeeping. It is
-	// kept by the flusher (from the users' times) and Revoke, not on the hot path.
+	// clock is the newest time (unix ns) a Reserve was made at, for housekeeping. The flusher
+	// keeps it from the users' times, so the hot path does not touch it.
 	clock atomic.Int64
 
 	// flushMu serialises flushes, and lets Usage read memory and file at one point between
@@ -104,18 +106,16 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 		opts.UsageRetention = 400 * 24 * time.Hour
 	}
 	e := &Embedded{
-		opts:     opts,
-		projects: map[string]*projectState{},
-		revs:     revocations{m: map[revKey]int64{}},
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		opts: opts,
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
+	e.projects.Store(&map[string]*projectState{})
 	// Reservation IDs start past those of any earlier store in this process, so a reservation
 	// made before a reload can never be taken for one made after it.
 	seq := uint64(time.Now().Unix()) << 20
 	for i := range e.shards {
 		e.shards[i].users = map[userKey]*userState{}
-		e.shards[i].usage = map[usageKey]usageAgg{}
 		e.shards[i].seq = seq
 	}
 	if path == "" {
@@ -182,26 +182,27 @@ func (s *flushLogState) report(log *zap.Logger, err error) {
 
 // project returns the state of a project, creating it.
 func (e *Embedded) project(id string) *projectState {
-	if p := e.lookupProject(id); p != nil {
+	if p := (*e.projects.Load())[id]; p != nil {
 		return p
 	}
 	e.projectsMu.Lock()
 	defer e.projectsMu.Unlock()
-	p := e.projects[id]
-	if p == nil {
-		p = new(projectState)
-		e.projects[strings.Clone(id)] = p
+	old := *e.projects.Load()
+	if p := old[id]; p != nil {
+		return p
 	}
+	p := new(projectState)
+	m := make(map[string]*projectState, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[strings.Clone(id)] = p
+	e.projects.Store(&m)
 	return p
 }
 
 // lookupProject returns the state of a project, or nil.
-func (e *Embedded) lookupProject(id string) *projectState {
-	e.projectsMu.RLock()
-	p := e.projects[id]
-	e.projectsMu.RUnlock()
-	return p
-}
+func (e *Embedded) lookupProject(id string) *projectState { return (*e.projects.Load())[id] }
 
 // userLocked returns the state of k, reading it from the file (or starting it) when it is not
 // in memory. sh.mu is held, and released while the file is read.
@@ -210,17 +211,24 @@ func (e *Embedded) userLocked(sh *shard, k userKey) *userState {
 		return u
 	}
 	var loaded *userState
-	if e.db != nil {
+	if e.db == nil {
+		loaded = new(userState)
+	}
+	for e.db != nil {
 		// An absent user is on file as the last flush left it: a user is dropped from memory
-		// only once flushed, and only flushes write users.
+		// only once flushed, and only flushes write users. Unless, while the file was read,
+		// another request read it too, changed it, and it was flushed and dropped again: then
+		// what was read is stale, and is read again.
+		dropped := sh.dropped
 		sh.mu.Unlock()
 		loaded = e.loadUser(k)
 		sh.mu.Lock()
 		if u := sh.users[k]; u != nil { // another request read it meanwhile
 			return u
 		}
-	} else {
-		loaded = new(userState)
+		if sh.dropped == dropped {
+			break
+		}
 	}
 	// Keys outlive the request: do not keep the caller's (maybe large) buffers alive.
 	sh.users[userKey{strings.Clone(k.project), strings.Clone(k.user)}] = loaded

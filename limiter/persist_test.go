@@ -4,6 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -184,6 +187,26 @@ func TestUsageDuringFlush(t *testing.T) {
 	defer e.Close()
 	ctx := context.Background()
 	req := Request{Project: "p", User: "u", Tier: "free"}
+	stop, flushed := make(chan struct{}), make(chan int)
+	go func() { // flushes back to back, besides the flusher's
+		n := 0
+		for {
+			select {
+			case <-stop:
+				flushed <- n
+				return
+			default:
+				_ = e.flush()
+				n++
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if n := <-flushed; n < 10 {
+			t.Errorf("only %d flushes ran during the test", n)
+		}
+	}()
 	for i := range 300 {
 		res, _, _ := e.Reserve(ctx, testBase, req)
 		_ = e.Settle(ctx, testBase, res, Usage{InputTokens: 1})
@@ -240,7 +263,8 @@ func TestCodec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, tk := got.win.sums(u.latest); r != 3 || tk != 25 {
+	if s := got.win.sums(u.latest); s.reqs != 3 || s.tokens != 25 {
+		r, tk := s.reqs, s.tokens
 		t.Errorf("window after a round trip: %d requests, %d tokens; want 3, 25", r, tk)
 	}
 	got.win, u.win = nil, nil
@@ -321,7 +345,8 @@ func TestFlusherWrites(t *testing.T) {
 	sh := &e.shards[shardIndex("p", "u")]
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		sh.mu.Lock()
-		pending := sh.users[userKey{"p", "u"}].dirty || len(sh.usage) > 0
+		u := sh.users[userKey{"p", "u"}]
+		pending := u.dirty || len(u.usage) > 0
 		sh.mu.Unlock()
 		if !pending {
 			break
@@ -343,5 +368,52 @@ func TestFlusherWrites(t *testing.T) {
 	}
 	if rows, _ := e2.Usage(ctx, UsageQuery{Project: "p"}); len(rows) != 1 || rows[0].InputTokens != 5 {
 		t.Errorf("after the crash, Usage = %+v", rows)
+	}
+}
+
+// TestEvictionRace: users dropped from memory and read back while requests race the flusher
+// keep every unit they spent.
+func TestEvictionRace(t *testing.T) {
+	e, err := OpenEmbedded(filepath.Join(t.TempDir(), "l.db"), EmbeddedOptions{FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	req := func(i int) Request {
+		return Request{Project: "p", User: "u" + strconv.Itoa(i), Limits: Limits{TokensPerDay: 100}, Tokens: 60}
+	}
+	const users = 50
+	for i := range users {
+		if _, dec, _ := e.Reserve(ctx, testBase.Add(-time.Hour), req(i)); !dec.Allowed {
+			t.Fatal(dec)
+		}
+	}
+	// A day later by someone else's clock, every user is idle: flushes drop them over and over.
+	_, _, _ = e.Reserve(ctx, testBase.Add(25*time.Hour), Request{Project: "p", User: "clock"})
+	var wg sync.WaitGroup
+	var admitted atomic.Int64
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 2000 {
+				i := (g*users/4 + n) % users
+				if _, dec, _ := e.Reserve(ctx, testBase.Add(-time.Hour), req(i)); dec.Allowed {
+					admitted.Add(1)
+				}
+				if n%100 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != 0 {
+		t.Errorf("%d requests over a day's tokens were admitted while users were dropped and read back", n)
+	}
+	mustFlush(t, e)
+	if n := e.userCount(); n != 1 {
+		t.Errorf("%d users in memory after a flush, want 1: idle users are not dropped", n)
 	}
 }

@@ -13,13 +13,13 @@ func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reser
 	if e.closed.Load() {
 		return Reservation{}, Decision{}, ErrClosed
 	}
-	if !req.IssuedAt.IsZero() && e.revs.covers(req.Project, req.User, req.Session, req.IssuedAt.UnixNano()) {
+	p := e.project(req.Project)
+	if !req.IssuedAt.IsZero() && p.covers(req.User, req.Session, req.IssuedAt.UnixNano()) {
 		return Reservation{}, Decision{Revoked: true}, nil
 	}
 	tokens, cost := max(req.Tokens, 0), max(req.Cost, 0) // a negative worst case would loosen
 	l := req.Limits
 	nowNs := now.UnixNano()
-	p := e.project(req.Project)
 
 	si := shardIndex(req.Project, req.User)
 	sh := &e.shards[si]
@@ -27,7 +27,8 @@ func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reser
 	defer sh.mu.Unlock()
 	u := e.userLocked(sh, userKey{req.Project, req.User})
 	ns := u.advance(nowNs)
-	reqs, toks := u.sums(ns)
+	w := u.sums(ns)
+	reqs, toks := w.reqs, w.tokens
 
 	var dec Decision
 	dec.Refused, dec.RetryAfter, dec.Never = tooLarge(u, l, req.ProjectCostPerMonth, tokens, cost, nowNs)
@@ -56,6 +57,10 @@ func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reser
 		}
 		sec := u.win.add(ns, 1, tokens)
 		reqs, toks = reqs+1, toks+tokens
+		w.newestReq = max(w.newestReq, sec)
+		if tokens > 0 {
+			w.newestTok = max(w.newestTok, sec)
+		}
 		u.dayTokens += tokens
 		u.dayCost += cost
 		u.monthCost += cost
@@ -73,15 +78,11 @@ func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reser
 
 	if l.RequestsPerMinute > 0 {
 		dec.RequestsLimit, dec.RequestsRemaining = l.RequestsPerMinute, max(l.RequestsPerMinute-reqs, 0)
-		if u.win != nil {
-			dec.RequestsReset = u.win.reset(&u.win.reqs, ns, nowNs)
-		}
+		dec.RequestsReset = resetAfter(w.newestReq, nowNs)
 	}
 	if l.TokensPerMinute > 0 {
 		dec.TokensLimit, dec.TokensRemaining = l.TokensPerMinute, max(l.TokensPerMinute-toks, 0)
-		if u.win != nil {
-			dec.TokensReset = u.win.reset(&u.win.tokens, ns, nowNs)
-		}
+		dec.TokensReset = resetAfter(w.newestTok, nowNs)
 	}
 	return res, dec, nil
 }
@@ -181,8 +182,8 @@ func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, use
 		p.mu.Unlock()
 	}
 	u.dirty = true
-	sh.addUsage(usageKey{project: req.Project, day: dayOf(res.At), user: req.User, session: req.Session,
-		tier: req.Tier, model: req.Model}, usageAgg{Requests: 1, InputTokens: in, OutputTokens: out, Cost: cost})
+	u.addUsage(dayOf(res.At), req.Session, req.Tier, req.Model,
+		usageAgg{Requests: 1, InputTokens: in, OutputTokens: out, Cost: cost})
 	return nil
 }
 
@@ -204,7 +205,8 @@ func (e *Embedded) Remaining(_ context.Context, now time.Time, req Request) (Rem
 	}
 	v := *u // advance a copy: Remaining reserves nothing, not even the passing of time
 	ns := v.advance(now.UnixNano())
-	reqs, toks := v.sums(ns)
+	w := v.sums(ns)
+	reqs, toks := w.reqs, w.tokens
 	var spent Nanos
 	if p := e.lookupProject(req.Project); p != nil {
 		p.mu.Lock()

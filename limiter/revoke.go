@@ -3,7 +3,6 @@ package limiter
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -12,30 +11,63 @@ import (
 // revKey names a revoked session or user of a project.
 type revKey struct{ project, kind, id string }
 
-// revocations holds the latest revocation time (unix ns) of each revoked session and user.
-type revocations struct {
-	mu sync.RWMutex
-	m  map[revKey]int64
+// revocationSet is one project's revocations: the latest time (unix ns) each revoked user and
+// session was revoked at. A set is never changed once published (see projectState.revoked).
+type revocationSet struct{ users, sessions map[string]int64 }
+
+func (r *revocationSet) of(kind string) map[string]int64 {
+	if kind == RevokeUser {
+		return r.users
+	}
+	return r.sessions
 }
 
 // covers reports whether a token issued at iat (unix ns) to user in session was revoked: at or
-// before the latest revocation of either.
-func (r *revocations) covers(project, user, session string, iat int64) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if len(r.m) == 0 {
+// before the latest revocation of either. An empty user or session is never revoked.
+func (p *projectState) covers(user, session string, iat int64) bool {
+	r := p.revoked.Load()
+	if r == nil {
 		return false
 	}
-	if at, ok := r.m[revKey{project, RevokeUser, user}]; ok && user != "" && iat <= at {
+	if at, ok := r.users[user]; ok && user != "" && iat <= at {
 		return true
 	}
-	at, ok := r.m[revKey{project, RevokeSession, session}]
+	at, ok := r.sessions[session]
 	return ok && session != "" && iat <= at
+}
+
+// revokedAt returns the latest revocation of id (unix ns).
+func (p *projectState) revokedAt(kind, id string) (int64, bool) {
+	r := p.revoked.Load()
+	if r == nil {
+		return 0, false
+	}
+	at, ok := r.of(kind)[id]
+	return at, ok
+}
+
+// edit publishes a copy of p's revocations changed by f (nil when it leaves none).
+// e.revokeMu is held.
+func (p *projectState) edit(f func(*revocationSet)) {
+	next := &revocationSet{users: map[string]int64{}, sessions: map[string]int64{}}
+	if cur := p.revoked.Load(); cur != nil {
+		for k, v := range cur.users {
+			next.users[k] = v
+		}
+		for k, v := range cur.sessions {
+			next.sessions[k] = v
+		}
+	}
+	f(next)
+	if len(next.users)+len(next.sessions) == 0 {
+		next = nil
+	}
+	p.revoked.Store(next)
 }
 
 // Revoke implements Store. The revocation holds in memory at once, and is in the file before
 // Revoke returns: one the API has confirmed must survive a crash. Of several revocations of
-// one session or user the latest is kept.
+// one session or user the latest is kept. Revocations are rare, so each copies its project's.
 func (e *Embedded) Revoke(_ context.Context, project, kind, id string, at time.Time) error {
 	if e.closed.Load() {
 		return ErrClosed
@@ -46,25 +78,23 @@ func (e *Embedded) Revoke(_ context.Context, project, kind, id string, at time.T
 	if id == "" {
 		return fmt.Errorf("limiter: revoking a %s needs its id", kind)
 	}
-	k, ns := revKey{project, kind, id}, at.UnixNano()
-	e.revs.mu.Lock()
-	if cur, ok := e.revs.m[k]; !ok || ns > cur {
-		e.revs.m[revKey{project, kind, id}] = ns
+	p, ns := e.project(project), at.UnixNano()
+	e.revokeMu.Lock()
+	if cur, ok := p.revokedAt(kind, id); !ok || ns > cur {
+		p.edit(func(r *revocationSet) { r.of(kind)[id] = ns })
 	}
-	e.revs.mu.Unlock()
+	e.revokeMu.Unlock()
 	if e.db == nil {
 		return nil
 	}
 	// The latest time is read inside the write transaction, so of two Revokes racing, the one
 	// that commits last writes the later time.
 	err := e.db.Update(func(tx *bolt.Tx) error {
-		e.revs.mu.RLock()
-		latest, ok := e.revs.m[k]
-		e.revs.mu.RUnlock()
+		latest, ok := p.revokedAt(kind, id)
 		if !ok { // expired meanwhile
 			return nil
 		}
-		return putRevocation(tx, k, latest)
+		return putRevocation(tx, revKey{project, kind, id}, latest)
 	})
 	if err != nil {
 		return fmt.Errorf("%w: writing the revocation of %s %q: %v", ErrUnavailable, kind, id, err)
@@ -77,9 +107,11 @@ func (e *Embedded) RevokedBefore(_ context.Context, project, kind, id string) (t
 	if e.closed.Load() {
 		return time.Time{}, ErrClosed
 	}
-	e.revs.mu.RLock()
-	ns, ok := e.revs.m[revKey{project, kind, id}]
-	e.revs.mu.RUnlock()
+	p := e.lookupProject(project)
+	if p == nil {
+		return time.Time{}, nil
+	}
+	ns, ok := p.revokedAt(kind, id)
 	if !ok {
 		return time.Time{}, nil
 	}
@@ -93,12 +125,27 @@ func (e *Embedded) expireRevocations(clock int64, into []revKey) []revKey {
 		return into
 	}
 	cutoff := clock - int64(e.opts.RevocationTTL)
-	e.revs.mu.Lock()
-	defer e.revs.mu.Unlock()
-	for k, at := range e.revs.m {
-		if at < cutoff {
-			delete(e.revs.m, k)
-			into = append(into, k)
+	e.revokeMu.Lock()
+	defer e.revokeMu.Unlock()
+	for id, p := range *e.projects.Load() {
+		r := p.revoked.Load()
+		if r == nil {
+			continue
+		}
+		n := len(into)
+		for _, kind := range [...]string{RevokeUser, RevokeSession} {
+			for k, at := range r.of(kind) {
+				if at < cutoff {
+					into = append(into, revKey{id, kind, k})
+				}
+			}
+		}
+		if expired := into[n:]; len(expired) > 0 {
+			p.edit(func(r *revocationSet) {
+				for _, k := range expired {
+					delete(r.of(k.kind), k.id)
+				}
+			})
 		}
 	}
 	return into

@@ -3,6 +3,7 @@ package limiter
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 )
 
 // userKey names one end user of one project: counters are per user, not per tier.
@@ -29,8 +30,30 @@ type userState struct {
 	// holds are the reservations not yet settled, by ID: Settle frees exactly what Reserve
 	// took, once, whatever the caller passes.
 	holds map[uint64]hold
+	// usage is what settled since the last flush. Kept with the user (not in a map of the
+	// store's) so settling hashes no key: a user has one or a few entries at a time.
+	usage []usageEntry
 	// dirty: changed since the last flush.
 	dirty bool
+}
+
+// usageEntry is a user's usage of one day, session, tier and model not yet flushed.
+type usageEntry struct {
+	day                  int64
+	session, tier, model string
+	agg                  usageAgg
+}
+
+// addUsage adds a to the user's usage of day, session, tier and model.
+func (u *userState) addUsage(day int64, session, tier, model string, a usageAgg) {
+	for i := range u.usage {
+		en := &u.usage[i]
+		if en.day == day && en.session == session && en.tier == tier && en.model == model {
+			en.agg.add(a)
+			return
+		}
+	}
+	u.usage = append(u.usage, usageEntry{day, session, tier, model, a})
 }
 
 // hold is what one reservation took, so Settle can give it back exactly.
@@ -60,20 +83,24 @@ func (u *userState) advance(ns int64) int64 {
 	return ns
 }
 
-// sums returns the requests and tokens in the user's window at ns.
-func (u *userState) sums(ns int64) (reqs, tokens int64) {
+// sums reads the user's window at ns.
+func (u *userState) sums(ns int64) windowSums {
 	if u.win == nil {
-		return 0, 0
+		return windowSums{}
 	}
 	return u.win.sums(ns)
 }
 
-// projectState is one project's budget spend, for the month it holds.
+// projectState is one project's budget spend, for the month it holds, and its revocations.
 type projectState struct {
 	mu        sync.Mutex
 	month     int64
 	monthCost Nanos
 	dirty     bool
+
+	// revoked is replaced, never changed, so checking a token on every request takes no
+	// lock. nil: nothing revoked.
+	revoked atomic.Pointer[revocationSet]
 }
 
 // roll starts month when it is later than the project's, and returns the project's month:
@@ -99,13 +126,15 @@ func (p *projectState) spentIn(month int64) Nanos {
 // creating and evicting users simple.
 const shardCount = 64
 
-// shard holds the users that hash to it and their usage not yet flushed.
+// shard holds the users that hash to it.
 type shard struct {
 	mu    sync.Mutex
 	users map[userKey]*userState
-	usage map[usageKey]usageAgg // deltas since the last flush
-	seq   uint64                // reservation IDs: seq<<shardBits | shard index
-	_     [64]byte              // keep neighbouring shards' locks off one cache line
+	seq   uint64 // reservation IDs: seq<<shardBits | shard index
+	// dropped counts the users dropped from memory, so a read of the file that raced a drop
+	// can tell (see Embedded.userLocked).
+	dropped uint64
+	_       [64]byte // keep neighbouring shards' locks off one cache line
 }
 
 const shardBits = 6 // log2(shardCount)

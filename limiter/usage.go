@@ -31,13 +31,6 @@ func (a *usageAgg) add(b usageAgg) {
 	a.Cost += b.Cost
 }
 
-// addUsage adds a to the shard's unflushed usage. sh.mu is held.
-func (sh *shard) addUsage(k usageKey, a usageAgg) {
-	cur := sh.usage[k]
-	cur.add(a)
-	sh.usage[k] = cur
-}
-
 // Usage group_by values.
 const (
 	GroupByUser    = "user"
@@ -146,9 +139,15 @@ func (e *Embedded) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) 
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		for k, a := range sh.usage {
-			if f.keeps(&k) {
-				rows.add(f.group(&k), a)
+		for uk, u := range sh.users {
+			if uk.project != f.project {
+				continue
+			}
+			for _, en := range u.usage {
+				k := usageKey{project: uk.project, day: en.day, user: uk.user, session: en.session, tier: en.tier, model: en.model}
+				if f.keeps(&k) {
+					rows.add(f.group(&k), en.agg)
+				}
 			}
 		}
 		sh.mu.Unlock()

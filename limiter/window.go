@@ -45,16 +45,40 @@ func ceilSec(ns int64) int64 { return -floorDiv(-ns, 1e9) }
 // expiredBy is the newest second whose bucket has left the window at ns.
 func expiredBy(ns int64) int64 { return floorDiv(ns, 1e9) - 60 }
 
-// sums returns the requests and tokens in the window at ns.
-func (w *minuteWindow) sums(ns int64) (reqs, tokens int64) {
+// windowSums is what a window holds at a time.
+type windowSums struct {
+	reqs, tokens int64
+	// The newest seconds with requests and with tokens (0: none): the window is rid of them
+	// 60 s after.
+	newestReq, newestTok int64
+}
+
+// sums reads the window at ns, in one pass: it runs on every request.
+func (w *minuteWindow) sums(ns int64) windowSums {
+	var s windowSums
 	gone := expiredBy(ns)
 	for i := range w.secs {
-		if w.secs[i] > gone {
-			reqs += w.reqs[i]
-			tokens += w.tokens[i]
+		if sec := w.secs[i]; sec > gone {
+			if r := w.reqs[i]; r != 0 {
+				s.reqs += r
+				s.newestReq = max(s.newestReq, sec)
+			}
+			if t := w.tokens[i]; t != 0 {
+				s.tokens += t
+				s.newestTok = max(s.newestTok, sec)
+			}
 		}
 	}
-	return reqs, tokens
+	return s
+}
+
+// resetAfter is how long from now (unix ns) until a window whose newest counted second is
+// newest is empty: x-ratelimit-reset-* (0 when it is empty already).
+func resetAfter(newest, now int64) time.Duration {
+	if newest == 0 {
+		return 0
+	}
+	return time.Duration((newest+60)*1e9 - now)
 }
 
 // add counts a request made at ns and returns the second it is counted in.
@@ -88,21 +112,6 @@ func (w *minuteWindow) waitFor(vals *[windowSlots]int64, ns, now, excess int64) 
 		}
 	}
 	return time.Minute // unreachable when excess fits the window's contents
-}
-
-// reset is how long from now until everything counted in vals at ns has left the window:
-// x-ratelimit-reset-* (0 when the window is empty).
-func (w *minuteWindow) reset(vals *[windowSlots]int64, ns, now int64) time.Duration {
-	newest, gone := int64(0), expiredBy(ns)
-	for i := range w.secs {
-		if w.secs[i] > gone && vals[i] > 0 && w.secs[i] > newest {
-			newest = w.secs[i]
-		}
-	}
-	if newest == 0 {
-		return 0
-	}
-	return time.Duration((newest+60)*1e9 - now)
 }
 
 // emptyAt is when (unix ns) everything now counted will have left the window (0 if nothing

@@ -25,16 +25,17 @@ func TestWindow(t *testing.T) {
 		{60 * time.Second, 2, 10}, {69 * time.Second, 2, 10}, {70 * time.Second, 1, 7},
 		{118 * time.Second, 1, 7}, {119 * time.Second, 0, 0},
 	} {
-		if r, tk := w.sums(at(c.at)); r != c.reqs || tk != c.toks {
+		if got := w.sums(at(c.at)); got.reqs != c.reqs || got.tokens != c.toks {
+			r, tk := got.reqs, got.tokens
 			t.Errorf("sums(+%v) = %d, %d; want %d, %d", c.at, r, tk, c.reqs, c.toks)
 		}
 	}
 	now := at(59 * time.Second)
-	if got := w.reset(&w.tokens, now, now); got != 60*time.Second {
+	if got := resetAfter(w.sums(now).newestTok, now); got != 60*time.Second {
 		t.Errorf("reset = %v, want 60s", got)
 	}
-	if got := w.reset(&w.tokens, at(200*time.Second), at(200*time.Second)); got != 0 {
-		t.Errorf("reset of an empty window = %v, want 0", got)
+	if s := w.sums(at(200 * time.Second)); s != (windowSums{}) || resetAfter(s.newestTok, at(200*time.Second)) != 0 {
+		t.Errorf("an empty window: %+v", s)
 	}
 	// 16 tokens in the window at +59s: 1 more needs the 6 of +0s gone (+60s), 8 more the 3 of
 	// +10s too (+70s), 10 more all but the 7 of +59s (+119s).
@@ -53,12 +54,12 @@ func TestWindow(t *testing.T) {
 
 	w.adjustTokens(testSec, -4)
 	w.adjustTokens(testSec+10, -100)
-	if _, tk := w.sums(now); tk != 2+0+7 {
+	if tk := w.sums(now).tokens; tk != 2+0+7 {
 		t.Errorf("after adjust: tokens = %d, want 9 (never below 0 per bucket)", tk)
 	}
 	w.add(at(64*time.Second), 1, 1) // reuses the slot of +0s
 	w.adjustTokens(testSec, 50)     // +0s is gone: no effect
-	if _, tk := w.sums(at(64 * time.Second)); tk != 0+7+1 {
+	if tk := w.sums(at(64 * time.Second)).tokens; tk != 0+7+1 {
 		t.Errorf("after reuse: tokens = %d, want 8", tk)
 	}
 	if got := w.emptyAt(); got != at(124*time.Second) {
@@ -76,13 +77,13 @@ func TestWindowSubSecond(t *testing.T) {
 		var w minuteWindow
 		w.add(at(made), 1, 0)
 		before := at(made + 60*time.Second - time.Nanosecond)
-		if r, _ := w.sums(before); r != 1 {
+		if r := w.sums(before).reqs; r != 1 {
 			t.Errorf("made at +%v: left the window before 60 s had passed", made)
 		}
 		if got := w.waitFor(&w.reqs, before, before, 1); got < time.Nanosecond {
 			t.Errorf("made at +%v: waitFor just before 60 s = %v", made, got)
 		}
-		if r, _ := w.sums(at(made + 61*time.Second)); r != 0 {
+		if r := w.sums(at(made + 61*time.Second)).reqs; r != 0 {
 			t.Errorf("made at +%v: still in the window after 61 s", made)
 		}
 	}
