@@ -16,12 +16,14 @@ import "github.com/redis/go-redis/v9"
 // 13 iat (unix ns, "" for none), 14 check the user's and the session's revocation ("11",
 // "10", ...), 15 reservation id,
 // 16 wall clock (unix ms), 17 lease end (unix ms), 18 forget leases ended before (unix ms),
-// 19 counter TTL (s), 20 window TTL (s), 21 inflight TTL (s).
+// 19 counter TTL (s), 20 window TTL (s), 21 inflight TTL (s), 22 the window second the
+// request is added to (now rounded up, so it is held for at least 60 s of real time).
 //
 // Returns {refused, retry after (s), requests in window, requests reset (s), tokens in window,
 // tokens reset (s)}; refused is 0 (admitted), -1 (revoked) or a refusedLimits index.
 var reserveScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
+local stamp = tonumber(ARGV[22])
 
 local iat = ARGV[13]
 if iat ~= '' then
@@ -91,12 +93,12 @@ local function reset(w)
 end
 
 local function add(w, key, n)
-  redis.call('HINCRBY', key, ARGV[1], n)
-  if not w.vals[now] then
-    w.secs[#w.secs + 1] = now
-    w.vals[now] = 0
+  redis.call('HINCRBY', key, ARGV[22], n)
+  if not w.vals[stamp] then
+    w.secs[#w.secs + 1] = stamp
+    w.vals[stamp] = 0
   end
-  w.vals[now] = w.vals[now] + tonumber(n)
+  w.vals[stamp] = w.vals[stamp] + tonumber(n)
   w.sum = w.sum + tonumber(n)
 end
 

@@ -138,7 +138,7 @@ func (s *Store) Reserve(ctx context.Context, now time.Time, req limiter.Request)
 		int64(req.ProjectCostPerMonth), l.ConcurrentRequests, req.Tokens, int64(req.Cost),
 		iat, check, id,
 		wall, wall+s.opts.ConcurrencyLease.Milliseconds(), wall-settleGrace.Milliseconds(),
-		s.counterTTL, s.windowTTL, s.inflightTTL,
+		s.counterTTL, s.windowTTL, s.inflightTTL, windowSecond(now),
 	).Int64Slice()
 	if err == nil && !(len(v) == 1 && v[0] == -1 || len(v) == 6 && v[0] >= 0 && v[0] < int64(len(refusedLimits))) {
 		err = fmt.Errorf("unexpected reply %v from the reserve script", v)
@@ -221,7 +221,7 @@ func (s *Store) settle(ctx context.Context, res limiter.Reservation, used limite
 	day := dayOf(res.At)
 	keys := s.settleKeys(req.Project, req.User, strconv.FormatInt(day, 10))
 	err := settleScript.Run(ctx, s.client, keys[:],
-		res.ID, res.At.Unix(), day, monthOf(res.At),
+		res.ID, windowSecond(res.At), day, monthOf(res.At),
 		used.InputTokens+used.OutputTokens-req.Tokens, int64(used.Cost-req.Cost),
 		usageField(req), used.InputTokens, used.OutputTokens, int64(used.Cost),
 		s.usageTTL, day-s.usageDays,
@@ -268,3 +268,14 @@ func left(limit, used int64) int64 {
 }
 
 var _ limiter.Store = (*Store)(nil)
+
+// windowSecond is the rolling-window bucket a request made at t is added to: its second
+// rounded up, as the embedded store does, so it is held for at least 60 s of real time and no
+// 60 s ever exceed a limit.
+func windowSecond(t time.Time) int64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return s
+}

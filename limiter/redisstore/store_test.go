@@ -235,7 +235,7 @@ func TestReserveRetriedByClient(t *testing.T) {
 	wall := time.Now().UnixMilli()
 	args := []any{now.Unix(), dayOf(now), monthOf(now), int64(5), int64(0), int64(0), int64(0), int64(0),
 		int64(0), int64(1), int64(0), int64(0), "", "10", uint64(42), wall, wall + 60_000, wall - 60_000,
-		int64(60), int64(60), int64(60)}
+		int64(60), int64(60), int64(60), now.Unix()}
 	for range 2 {
 		v, err := reserveScript.Run(ctx, s.Client(), k[:], args...).Int64Slice()
 		if err != nil || v[0] != 0 || v[2] != 1 {
@@ -245,5 +245,24 @@ func TestReserveRetriedByClient(t *testing.T) {
 	rem, err := s.Remaining(ctx, now, req)
 	if err != nil || rem.RequestsPerMinute != 4 || rem.ConcurrentRequests != 0 {
 		t.Errorf("Remaining = %+v, %v; want one request reserved", rem, err)
+	}
+}
+
+// TestSubSecondHeldFullMinute: a request is held for at least 60 s of real time whatever the
+// fraction of a second it was made at, as in the embedded store.
+func TestSubSecondHeldFullMinute(t *testing.T) {
+	srv := startRedis(t)
+	s := newStore(t, srv, Options{}, true)
+	ctx := context.Background()
+	r := limiter.Request{Project: "p", User: "u", Limits: limiter.Limits{RequestsPerMinute: 1}}
+	made := storetest.Base.Add(900 * time.Millisecond)
+	if _, dec, err := s.Reserve(ctx, made, r); err != nil || !dec.Allowed {
+		t.Fatalf("first: %+v %v", dec, err)
+	}
+	if _, dec, _ := s.Reserve(ctx, made.Add(59500*time.Millisecond), r); dec.Allowed {
+		t.Errorf("59.5 s later: admitted, but the first request is still within 60 s")
+	}
+	if _, dec, _ := s.Reserve(ctx, made.Add(60100*time.Millisecond), r); !dec.Allowed {
+		t.Errorf("60.1 s later: %+v, want admitted", dec)
 	}
 }
