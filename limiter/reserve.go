@@ -232,3 +232,13 @@ func left(limit, used int64) int64 {
 	}
 	return max(limit-used, 0)
 }
+
+// TooLarge returns the first limit req's worst case alone is over (in the refusal order) and how
+// long until that limit renews; LimitNone when every limit could hold it. No wait admits such a
+// request: stores refuse it with Decision.Never before looking at anything in use.
+func TooLarge(req Request, now time.Time) (Limit, time.Duration) {
+	d := dayOfNanos(now.UnixNano())
+	u := userState{day: d, month: monthOfDay(d)}
+	l, wait, _ := tooLarge(&u, req.Limits, req.ProjectCostPerMonth, req.Tokens, req.Cost, now.UnixNano())
+	return l, wait
+}
