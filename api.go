@@ -76,7 +76,7 @@ func (h *Handler) serveMint(w http.ResponseWriter, r *http.Request) error {
 	}
 	ttl := req.TTL
 	if ttl == 0 {
-		ttl = 900 * time.Second
+		ttl = min(defaultTTL, p.maxTTL)
 	}
 	if ttl < minTTL || ttl > p.maxTTL {
 		return h.writeError(w, r, p, badRequest("invalid_request", "ttl",
@@ -122,6 +122,14 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) error {
 	now := h.now()
 	if err := h.store.Revoke(r.Context(), p.id, kind, id, now); err != nil {
 		return h.writeError(w, r, p, err)
+	}
+	// Tokens carry iat in whole seconds, so one minted later in this second would look revoked:
+	// answer once the second is over, and every token minted after the answer is valid.
+	if wait := now.Truncate(time.Second).Add(time.Second).Sub(h.now()); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+		}
 	}
 	h.logger.Info("revoked", zap.String("project", p.id), zap.String("kind", kind), zap.String("id", id))
 	writeJSON(w, http.StatusOK, map[string]any{"object": "revocation", "revoked": true, kind + "_id": id, "revoked_at": now.Unix()})

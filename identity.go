@@ -31,17 +31,14 @@ func bearerToken(r *http.Request) string {
 
 const maxSessionIDLen = 128
 
-// sessionID is the session a request counts towards: a minted token's own sid (it is bound to
-// the token, so a client cannot move its spend elsewhere); otherwise the client's X-Session-Id,
-// then the token's sid claim. "" when the request names none.
+// sessionID is the session a request counts towards: the token's own sid when it has one (it is
+// bound to the token, so a client can neither move its spend elsewhere nor step around a
+// revoked session); otherwise the client's X-Session-Id. "" when neither names one.
 func sessionID(id *verifier.Identity, r *http.Request) string {
-	if id.Minted && id.SessionID != "" {
+	if id.SessionID != "" {
 		return id.SessionID
 	}
-	if s := r.Header.Get("X-Session-Id"); s != "" {
-		return s
-	}
-	return id.SessionID
+	return r.Header.Get("X-Session-Id")
 }
 
 // validSessionID keeps session ids short and printable, since they become upstream headers,
@@ -65,6 +62,10 @@ func setIdentity(r *http.Request, id *verifier.Identity, sid string) {
 	hdr := r.Header
 	hdr.Del("Authorization")
 	hdr.Del("X-Session-Id")
+	// These pick the provider account that is billed and whose stored data is reachable: the
+	// operator sets them (header_up), never an end user.
+	hdr.Del("Openai-Organization")
+	hdr.Del("Openai-Project")
 	for name := range hdr {
 		// Header names are canonical ("X-Behest-User-Id"), so the spoofed ones share this prefix.
 		if len(name) >= len("X-Behest-") && strings.EqualFold(name[:len("X-Behest-")], "X-Behest-") {

@@ -283,9 +283,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	p := h.projects[id.ProjectID]
 	if id.TierUnknown {
 		metrics.tierUnknown.WithLabelValues(p.id).Inc()
-		if ce := h.logger.Check(zap.InfoLevel, "token names an unknown tier; using the default"); ce != nil {
-			ce.Write(zap.String("project", p.id), zap.Any("tier", id.Claims["tier"]))
-		}
+		h.logOnce("tier\x00"+p.id+"\x00"+id.Issuer, "tokens name an unknown tier; using the default",
+			zap.String("project", p.id), zap.String("issuer", id.Issuer))
 	}
 	h.cors.allow(w, r, p)
 	sid := sessionID(id, r)

@@ -12,6 +12,7 @@ import (
 
 const (
 	minTTL        = 30 * time.Second
+	defaultTTL    = 900 * time.Second
 	defaultMaxTTL = time.Hour
 	// defaultOutputCap is the output cap set on requests that ask for none when a token or cost
 	// limit applies and the tier has no max_output_tokens: a worst case must be bounded to be
@@ -207,8 +208,17 @@ func pricePerMillion(usd float64) (int64, error) {
 // datedSuffix matches a model's snapshot date: gpt-4o-mini-2024-07-18, gpt-4-0613.
 var datedSuffix = regexp.MustCompile(`-(\d{4}-\d{2}-\d{2}|\d{4})$`)
 
-// priceOf finds model's price: exact, then without a snapshot date, then the "*" default.
+// priceOf finds model's price: its own (see modelPrice), else the "*" default.
 func (p *project) priceOf(model string) (price, bool) {
+	if pr, ok := p.modelPrice(model); ok {
+		return pr, true
+	}
+	pr, ok := p.prices["*"]
+	return pr, ok
+}
+
+// modelPrice finds model's own price: exact, then without a snapshot date.
+func (p *project) modelPrice(model string) (price, bool) {
 	if pr, ok := p.prices[model]; ok {
 		return pr, true
 	}
@@ -217,8 +227,7 @@ func (p *project) priceOf(model string) (price, bool) {
 			return pr, true
 		}
 	}
-	pr, ok := p.prices["*"]
-	return pr, ok
+	return price{}, false
 }
 
 // tierOf returns the tier named name, or the default tier.

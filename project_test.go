@@ -137,3 +137,27 @@ func TestBearerTokenAndSessionID(t *testing.T) {
 }
 
 func nopLogger() *zap.Logger { return zap.NewNop() }
+
+func TestIsModelsListing(t *testing.T) {
+	for _, tc := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"GET", "/v1/models", true},
+		{"GET", "/v1/models/gpt-4o-mini", true},
+		{"GET", "/openai/v1/models", true},
+		{"HEAD", "/v1/models", true},
+		{"POST", "/v1/models", false},
+		{"DELETE", "/v1/models/ft:gpt-4o:org", false},
+		{"GET", "/v1/files/models", false},
+		{"GET", "/v1/models/x/y", false},
+		{"GET", "/v1/models/..", false},
+		{"GET", "/v1/chat/completions", false},
+		{"GET", "/v1/files", false},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		if got := isModelsListing(r); got != tc.want {
+			t.Errorf("%s %s: %v, want %v", tc.method, tc.path, got, tc.want)
+		}
+	}
+}

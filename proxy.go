@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -17,6 +19,9 @@ import (
 	"github.com/behest/caddy-behest/meter"
 	"github.com/behest/caddy-behest/verifier"
 )
+
+// maxModelName bounds the model name, which becomes a usage key.
+const maxModelName = 256
 
 // maxReservedOutput caps a worst case so cost arithmetic cannot overflow; no limit has room for
 // it anyway.
@@ -34,8 +39,27 @@ func requestError(err error) *apiError {
 // settleTimeout bounds settling after the response: the request's own context may be gone.
 const settleTimeout = 5 * time.Second
 
+// errNotServed refuses what the gateway cannot meter, or what would show one user the data every
+// user of the provider key shares (stored completions, files, responses by id).
+var errNotServed = &apiError{status: http.StatusForbidden, typ: "invalid_request_error", code: "permission_denied",
+	message: "This endpoint is not served to end-user tokens: the gateway serves POST chat/completions, " +
+		"completions, responses and embeddings, and GET models."}
+
+// isModelsListing is GET …/v1/models or …/v1/models/<id>: free, and shows nothing of other users.
+func isModelsListing(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	m := modelsPath.FindStringSubmatch(r.URL.Path)
+	return m != nil && m[1] != "/." && m[1] != "/.."
+}
+
+// modelsPath matches the models endpoints under an API version segment (/v1, /openai/v1).
+var modelsPath = regexp.MustCompile(`(?:^|/)v\d+[a-z0-9]*/models(/[^/]+)?$`)
+
 // admission is what proxy reserved for a request, to settle it afterwards.
 type admission struct {
+	metered   bool // a model request whose response carries usage
 	model     string
 	prompt    int64 // worst-case input tokens
 	output    int64 // worst-case output tokens
@@ -49,11 +73,15 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	p *project, id *verifier.Identity, sid string) error {
 	t := p.tierOf(id.Tier)
 	var adm admission
-	if r.Method == http.MethodPost && meter.EndpointOf(r.URL.Path) != meter.Other {
+	switch {
+	case r.Method == http.MethodPost && meter.EndpointOf(r.URL.Path) != meter.Other:
 		var err error
 		if adm, err = h.prepareBody(r, p, t); err != nil {
 			return h.writeError(w, r, p, err)
 		}
+	case isModelsListing(r):
+	default:
+		return h.writeError(w, r, p, errNotServed)
 	}
 
 	req := h.limitRequest(p, t, id, sid, adm.model, adm.prompt+adm.output, adm.cost)
@@ -78,7 +106,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		origin: h.cors.origin(r, p), rl: rl}
 	defer func() {
 		// Settle even when next panics: the concurrency slot must always be freed.
-		used := h.usageOf(p, mw, adm)
+		used := h.usageOf(r, p, mw, adm)
 		metrics.tokens.WithLabelValues(p.id, "input").Add(float64(used.InputTokens))
 		metrics.tokens.WithLabelValues(p.id, "output").Add(float64(used.OutputTokens))
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
@@ -105,7 +133,10 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 	if err != nil {
 		return admission{}, requestError(err)
 	}
-	adm := admission{model: info.Model, prompt: int64(len(body)), streaming: info.Stream}
+	if len(info.Model) > maxModelName {
+		return admission{}, badRequest("invalid_request", "model", "model must be at most 256 bytes.")
+	}
+	adm := admission{metered: true, model: info.Model, prompt: int64(len(body)), streaming: info.Stream}
 	var setCap int64
 	switch {
 	case info.Endpoint == meter.Embeddings:
@@ -144,23 +175,43 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 	return adm, nil
 }
 
-var unpricedLogged sync.Map // project\x00model -> struct{}
+// logOnce logs msg once per key, for at most maxLoggedOnce keys: the keys come from requests.
+func (h *Handler) logOnce(key, msg string, fields ...zap.Field) {
+	if loggedOnceCount.Load() >= maxLoggedOnce {
+		return
+	}
+	if _, seen := loggedOnce.LoadOrStore(key, struct{}{}); !seen {
+		loggedOnceCount.Add(1)
+		h.logger.Warn(msg, fields...)
+	}
+}
+
+const maxLoggedOnce = 10_000
+
+var (
+	loggedOnce      sync.Map
+	loggedOnceCount atomic.Int64
+)
 
 func (h *Handler) logUnpriced(p *project, model string) {
-	if _, seen := unpricedLogged.LoadOrStore(p.id+"\x00"+model, struct{}{}); !seen {
-		h.logger.Warn("model has no price; it costs 0", zap.String("project", p.id), zap.String("model", model))
-	}
+	h.logOnce("price\x00"+p.id+"\x00"+model, "model has no price; it costs 0", zap.String("project", p.id), zap.String("model", model))
 }
 
 // usageOf is what a finished request is charged: the usage the provider reported; nothing for a
 // provider error; the reservation when the response was cut off or carried no usage.
-func (h *Handler) usageOf(p *project, mw *meterWriter, adm admission) limiter.Usage {
+func (h *Handler) usageOf(r *http.Request, p *project, mw *meterWriter, adm admission) limiter.Usage {
+	if !adm.metered {
+		return limiter.Usage{}
+	}
 	if u, ok := mw.usage(); ok {
-		model := u.Model
-		pr, priced := p.priceOf(model)
+		// The provider's name for the model first (a dated snapshot of a priced model), then the
+		// requested model's price, and only then the "*" default.
+		pr, priced := p.modelPrice(u.Model)
 		if !priced {
-			model = adm.model
-			pr, priced = p.priceOf(model)
+			pr, priced = p.modelPrice(adm.model)
+		}
+		if !priced {
+			pr, priced = p.prices["*"]
 		}
 		var cost limiter.Nanos
 		if priced {
@@ -168,9 +219,15 @@ func (h *Handler) usageOf(p *project, mw *meterWriter, adm admission) limiter.Us
 		}
 		return limiter.Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, Cost: cost}
 	}
-	if mw.status == 0 || mw.status >= 400 {
-		return limiter.Usage{}
+	switch {
+	case r.Context().Err() != nil:
+		// The client left (before the headers, or mid-stream): the provider still did the work.
+	case mw.status >= 400:
+		return limiter.Usage{} // a provider error with no usage
+	case mw.status == 0:
+		return limiter.Usage{} // no answer came: the provider could not be reached
 	}
+	// Cut off before its usage record: charged its reservation.
 	return limiter.Usage{InputTokens: adm.prompt, OutputTokens: adm.output, Cost: adm.cost}
 }
 
