@@ -249,7 +249,7 @@ func parseTier(d *caddyfile.Dispenser) (*Tier, error) {
 		ints := map[string]*int64{
 			"requests_per_minute": &t.RequestsPerMinute, "tokens_per_minute": &t.TokensPerMinute,
 			"tokens_per_day": &t.TokensPerDay, "concurrent_requests": &t.ConcurrentRequests,
-			"max_output_tokens": &t.MaxOutputTokens,
+			"max_output_tokens": &t.MaxOutputTokens, "max_input_tokens": &t.MaxInputTokens,
 		}
 		if dst, ok := ints[opt]; ok {
 			v, err := oneArg(d)

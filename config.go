@@ -72,6 +72,9 @@ type Tier struct {
 	ConcurrentRequests int64 `json:"concurrent_requests,omitempty"`
 	// MaxOutputTokens is the most output a request may ask for; requests that ask for none get it.
 	MaxOutputTokens int64 `json:"max_output_tokens,omitempty"`
+	// MaxInputTokens is the prompt reserved for a request whose prompt its body does not bound
+	// (previous_response_id, conversation, files or images by reference); default 128000.
+	MaxInputTokens int64 `json:"max_input_tokens,omitempty"`
 }
 
 // Price is what a model costs, in USD per 1M tokens.

@@ -261,3 +261,45 @@ func TestRevokeAndMe(t *testing.T) {
 	wantError(t, do(t, c, "POST", "/v1/auth/revoke", "test-project-key", `{}`, nil), 400, "invalid_request")
 	wantError(t, do(t, c, "POST", "/v1/auth/revoke", "wrong-key", `{"user_id":"x"}`, nil), 401, "invalid_api_key")
 }
+
+// A prompt its body does not bound (an image by URL, stored context) reserves the tier's
+// max_input_tokens: 100 bytes of JSON can cost tens of thousands of tokens.
+func TestIndirectInputReservesMaxInputTokens(t *testing.T) {
+	prov := newProvider(t)
+	tester := gateway(t, config(prov.URL, "", "", `tier small {
+				tokens_per_minute 50000
+				max_output_tokens 100
+			}
+			tier sized {
+				tokens_per_minute 50000
+				max_output_tokens 100
+				max_input_tokens 2000
+			}
+			price * 1.00 2.00`))
+	c := tester.Client
+	image := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/cat.png","detail":"high"}}]}]}`
+	stored := `{"model":"gpt-4o-mini","previous_response_id":"resp_123","input":"and then?"}`
+
+	m := mintToken(t, c, "test-project-key", `{"user_id":"user_img","tier":"small"}`)
+	// The default 128000-token floor is over the tier's 50000 tokens per minute by itself.
+	resp := do(t, c, "POST", "/v1/chat/completions", m.Token, image, nil)
+	wantError(t, resp, 429, "rate_limit_exceeded")
+	if resp.Header.Get("X-Should-Retry") != "false" {
+		t.Errorf("a request over the limit by itself must not be retried: %v", resp.Header)
+	}
+	wantError(t, do(t, c, "POST", "/v1/responses", m.Token, stored, nil), 429, "rate_limit_exceeded")
+	// A plain prompt of the same size is bounded by its body and goes through.
+	if resp := do(t, c, "POST", "/v1/chat/completions", m.Token, chatBody, nil); readBody(t, resp) == nil || resp.StatusCode != 200 {
+		t.Fatalf("a plain prompt: %d", resp.StatusCode)
+	}
+
+	m = mintToken(t, c, "test-project-key", `{"user_id":"user_img2","tier":"sized"}`)
+	resp = do(t, c, "POST", "/v1/chat/completions", m.Token, image, nil)
+	if b := readBody(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("with max_input_tokens 2000: %d %s", resp.StatusCode, b)
+	}
+	// 2000 reserved for the prompt + 100 for the output, before the settle.
+	if got := resp.Header.Get("X-Ratelimit-Remaining-Tokens"); got != "47900" {
+		t.Errorf("x-ratelimit-remaining-tokens %q, want 47900 (50000 - 2000 - 100)", got)
+	}
+}

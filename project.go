@@ -18,6 +18,9 @@ const (
 	// limit applies and the tier has no max_output_tokens: a worst case must be bounded to be
 	// reserved.
 	defaultOutputCap = 4096
+	// defaultInputFloor is the prompt reserved when the body does not bound it: a large model's
+	// context window.
+	defaultInputFloor = 128_000
 	// maxPricePerMillion bounds prices so cost arithmetic cannot overflow.
 	maxPricePerMillion = 1000
 )
@@ -38,6 +41,7 @@ type tier struct {
 	name      string
 	limits    limiter.Limits
 	maxOutput int64
+	maxInput  int64 // prompt reserved when the body does not bound it
 	// costBudget: some cost limit applies, so an unpriced model is refused.
 	costBudget bool
 	// bounded: some token or cost limit applies, so every request needs an output cap.
@@ -149,7 +153,7 @@ func compileProject(p *Project) (*project, error) {
 		if name == "" {
 			name = "default"
 		}
-		cp.tiers[name] = &tier{name: name, costBudget: cp.costPerMonth > 0, bounded: cp.costPerMonth > 0}
+		cp.tiers[name] = &tier{name: name, costBudget: cp.costPerMonth > 0, bounded: cp.costPerMonth > 0, maxInput: defaultInputFloor}
 	}
 	if cp.defaultTier == "" {
 		if len(p.Tiers) > 0 {
@@ -168,7 +172,7 @@ func compileTier(t *Tier) (*tier, error) {
 	for name, v := range map[string]int64{
 		"requests_per_minute": t.RequestsPerMinute, "tokens_per_minute": t.TokensPerMinute,
 		"tokens_per_day": t.TokensPerDay, "concurrent_requests": t.ConcurrentRequests,
-		"max_output_tokens": t.MaxOutputTokens,
+		"max_output_tokens": t.MaxOutputTokens, "max_input_tokens": t.MaxInputTokens,
 	} {
 		if v < 0 {
 			return nil, fmt.Errorf("%s %d must not be negative", name, v)
@@ -190,6 +194,10 @@ func compileTier(t *Tier) (*tier, error) {
 			ConcurrentRequests: t.ConcurrentRequests,
 		},
 		maxOutput: t.MaxOutputTokens,
+		maxInput:  t.MaxInputTokens,
+	}
+	if ct.maxInput == 0 {
+		ct.maxInput = defaultInputFloor
 	}
 	ct.costBudget = ct.limits.CostPerDay > 0 || ct.limits.CostPerMonth > 0
 	ct.bounded = ct.costBudget || ct.limits.TokensPerMinute > 0 || ct.limits.TokensPerDay > 0

@@ -137,6 +137,10 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 		return admission{}, badRequest("invalid_request", "model", "model must be at most 256 bytes.")
 	}
 	adm := admission{metered: true, model: info.Model, prompt: int64(len(body)), streaming: info.Stream}
+	if info.IndirectInput {
+		// Stored context or content by reference: the body's size bounds nothing.
+		adm.prompt = max(adm.prompt, t.maxInput)
+	}
 	var setCap int64
 	switch {
 	case info.Endpoint == meter.Embeddings:

@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +71,10 @@ type RequestInfo struct {
 	// completions; the larger of "n" and "best_of", times the number of prompts, for
 	// completions; 1 otherwise. OutputBound multiplies it out without overflowing.
 	Choices int64
+	// IndirectInput is set when the prompt can be larger than the body: it refers to stored
+	// context (previous_response_id, conversation) or to content fetched by reference (files,
+	// images, audio by id or URL). The body's size then bounds nothing.
+	IndirectInput bool
 }
 
 // OutputBound is the most output tokens the request can produce when each choice is capped at
@@ -106,7 +111,12 @@ var errNotObject = &RequestError{Message: "The request body must be a JSON objec
 // inspected are the top-level fields Inspect reads. A body naming one twice is refused: parsers
 // disagree on which copy wins, and the gateway must read the one the provider will use.
 var inspected = [...]string{"model", "stream", "max_tokens", "max_completion_tokens", "max_output_tokens",
-	"n", "best_of", "prompt", "stream_options"}
+	"n", "best_of", "prompt", "stream_options", "previous_response_id", "conversation"}
+
+// indirectMarkers are the keys of content parts that bring input by reference. Finding one
+// anywhere in the body (even inside a string) only makes the reservation larger: the safe side.
+var indirectMarkers = [][]byte{[]byte(`"image_url"`), []byte(`"input_image"`), []byte(`"file_id"`),
+	[]byte(`"input_file"`), []byte(`"file_url"`), []byte(`"file_data"`), []byte(`"input_audio"`), []byte(`"image"`)}
 
 // Inspect reads the body of a request to path. For Other endpoints it reads nothing and never
 // fails; for the others the body must be a JSON object whose fields have the types the API
@@ -170,6 +180,17 @@ func Inspect(path string, body []byte) (RequestInfo, error) {
 		}
 		if ok && n > info.MaxOutput { // on a tie the first named (max_completion_tokens) is reported
 			info.MaxOutput, info.HasMaxOutput, info.MaxOutputField = n, true, name
+		}
+	}
+
+	for _, name := range []string{"previous_response_id", "conversation"} {
+		if raw := field(name); raw != nil && !isNull(raw) {
+			info.IndirectInput = true
+		}
+	}
+	for _, m := range indirectMarkers {
+		if !info.IndirectInput && bytes.Contains(body, m) {
+			info.IndirectInput = true
 		}
 	}
 
