@@ -104,20 +104,7 @@ end
 
 local rq, tk = window(KEYS[2]), window(KEYS[3])
 local tokens, cost = tonumber(ARGV[11]), tonumber(ARGV[12])
-local u = redis.call('HMGET', KEYS[1], 'd', 'dt', 'dc', 'm', 'mc')
-local p = redis.call('HMGET', KEYS[5], 'm', 'mc')
-local sameDay, sameMonth, sameProjectMonth = current(u[1], ARGV[2]), current(u[4], ARGV[3]), current(p[1], ARGV[3])
-local dayTokens, dayCost, monthCost, projectCost = 0, 0, 0, 0
-if sameDay then
-  dayTokens, dayCost = tonumber(u[2]) or 0, tonumber(u[3]) or 0
-end
-if sameMonth then
-  monthCost = tonumber(u[5]) or 0
-end
-if sameProjectMonth then
-  projectCost = tonumber(p[2]) or 0
-end
-
+` + readPeriodsLua + `
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[18])
 local refused, retry = 0, 0
 -- A reservation already held under this id means go-redis retried a call that had run:
@@ -239,20 +226,7 @@ local function sum(key)
   end
   return total
 end
-local u = redis.call('HMGET', KEYS[1], 'd', 'dt', 'dc', 'm', 'mc')
-local p = redis.call('HMGET', KEYS[5], 'm', 'mc')
-local sameDay, sameMonth, sameProjectMonth = current(u[1], ARGV[2]), current(u[4], ARGV[3]), current(p[1], ARGV[3])
-local dayTokens, dayCost, monthCost, projectCost = 0, 0, 0, 0
-if sameDay then
-  dayTokens, dayCost = tonumber(u[2]) or 0, tonumber(u[3]) or 0
-end
-if sameMonth then
-  monthCost = tonumber(u[5]) or 0
-end
-if sameProjectMonth then
-  projectCost = tonumber(p[2]) or 0
-end
-local inflight = redis.call('ZCOUNT', KEYS[4], '(' .. ARGV[4], '+inf')
+` + readPeriodsLua + `local inflight = redis.call('ZCOUNT', KEYS[4], '(' .. ARGV[4], '+inf')
 return {sum(KEYS[2]), sum(KEYS[3]), dayTokens, dayCost, monthCost, inflight, projectCost}
 `)
 
@@ -266,3 +240,20 @@ if not cur or #at > #cur or (#at == #cur and at > cur) then
 end
 return 1
 `)
+
+// readPeriodsLua reads the user's day and month counters and the project's month spend, as
+// reserve and remaining both need them; a stored period older than the request's counts zero.
+const readPeriodsLua = `local u = redis.call('HMGET', KEYS[1], 'd', 'dt', 'dc', 'm', 'mc')
+local p = redis.call('HMGET', KEYS[5], 'm', 'mc')
+local sameDay, sameMonth, sameProjectMonth = current(u[1], ARGV[2]), current(u[4], ARGV[3]), current(p[1], ARGV[3])
+local dayTokens, dayCost, monthCost, projectCost = 0, 0, 0, 0
+if sameDay then
+  dayTokens, dayCost = tonumber(u[2]) or 0, tonumber(u[3]) or 0
+end
+if sameMonth then
+  monthCost = tonumber(u[5]) or 0
+end
+if sameProjectMonth then
+  projectCost = tonumber(p[2]) or 0
+end
+`
