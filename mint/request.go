@@ -3,13 +3,11 @@ package mint
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/behest/caddy-behest/verifier"
@@ -17,9 +15,6 @@ import (
 
 // MaxRequestBytes caps the mint endpoint's body (64 KiB).
 const MaxRequestBytes = 64 << 10
-
-// maxUserIDBytes bounds user_id, which ends up in tokens, headers, logs and usage keys.
-const maxUserIDBytes = 256
 
 // maxTTLSeconds keeps a ttl's time.Duration from overflowing; the endpoint's own max_ttl is far
 // below it.
@@ -97,20 +92,8 @@ func decodeUserID(raw json.RawMessage) (string, error) {
 	if err := json.Unmarshal(raw, &id); err != nil {
 		return "", &FieldError{Field: "user_id", Message: "user_id must be a string."}
 	}
-	if id == "" {
-		return "", &FieldError{Field: "user_id", Message: "user_id must not be empty."}
-	}
-	// encoding/json turns lone surrogates ("\ud800") into U+FFFD, which would merge users.
-	if strings.ContainsRune(id, utf8.RuneError) {
-		return "", &FieldError{Field: "user_id", Message: "user_id has an invalid character (U+FFFD or a lone UTF-16 surrogate)."}
-	}
-	if len(id) > maxUserIDBytes {
-		return "", &FieldError{Field: "user_id", Message: fmt.Sprintf("user_id is %d bytes long; it may be at most %d.", len(id), maxUserIDBytes)}
-	}
-	for i, c := range id {
-		if !unicode.IsPrint(c) {
-			return "", &FieldError{Field: "user_id", Message: fmt.Sprintf("user_id has a control or invisible character (%U at byte %d); use printable characters only.", c, i)}
-		}
+	if err := verifier.CheckID(id); err != nil {
+		return "", &FieldError{Field: "user_id", Message: "user_id " + err.Error() + "."}
 	}
 	return id, nil
 }

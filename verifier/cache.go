@@ -86,5 +86,8 @@ func (tc *tokenCache) close() {
 	if !tc.closed {
 		tc.closed = true
 		tc.c.Close()
+		// The old config's handler can stay reachable for a while after a reload (idle upstream
+		// connections hold it): let go of ristretto's counters and buffers, megabytes each.
+		tc.c = nil
 	}
 }

@@ -78,6 +78,15 @@ func (v *Verifier) identity(p *projectRule, tr *trustRule, claims map[string]any
 	if err != nil {
 		return nil, fmt.Errorf("%w: sid: %v", ErrMalformed, err)
 	}
+	// Ids become upstream headers, placeholders and store keys: one rule for every token.
+	if err := CheckID(uid); err != nil {
+		return nil, fmt.Errorf("%w: uid %v", ErrMalformed, err)
+	}
+	if sid != "" {
+		if err := CheckID(sid); err != nil {
+			return nil, fmt.Errorf("%w: sid %v", ErrMalformed, err)
+		}
+	}
 	jti, _, err := scalarAt(claims, []string{"jti"})
 	if err != nil {
 		return nil, fmt.Errorf("%w: jti: %v", ErrMalformed, err)

@@ -54,7 +54,7 @@ func TestNewDefaults(t *testing.T) {
 	v := newTestVerifier(t, Config{Projects: []Project{{ID: project,
 		Trust: []Trust{{Issuer: "https://clerk.example.com/"}}}}})
 	if v.ttl != 5*time.Minute || v.refetch != 10*time.Second || v.leeway != 30*time.Second ||
-		v.maxJWKS != 1<<20 || v.client.Timeout != 10*time.Second || v.now == nil || v.logger == nil {
+		v.maxJWKS != 1<<20 || v.client.Timeout != 5*time.Second || v.fetchTimeout != 5*time.Second || v.now == nil || v.logger == nil {
 		t.Errorf("defaults: ttl %v refetch %v leeway %v max %d timeout %v", v.ttl, v.refetch, v.leeway, v.maxJWKS, v.client.Timeout)
 	}
 	if _, ok := v.jwks["https://clerk.example.com/.well-known/jwks.json"]; !ok {

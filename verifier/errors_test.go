@@ -43,6 +43,14 @@ func TestRejections(t *testing.T) {
 	good := edKey.sign(t, base, nil)
 	hdr, payload, sig := splitToken(good)
 	enc := base64.RawURLEncoding.EncodeToString
+	// A signature that has a character the two alphabets spell differently.
+	stdSig := ""
+	for i := 0; stdSig == ""; i++ {
+		_, _, s := splitToken(edKey.sign(t, with(base, map[string]any{"jti": i}), nil))
+		if strings.ContainsAny(s, "-_") {
+			stdSig = strings.NewReplacer("-", "+", "_", "/").Replace(s)
+		}
+	}
 
 	tests := []struct {
 		name  string
@@ -63,6 +71,26 @@ func TestRejections(t *testing.T) {
 		{"trailing data after claims", hdr + "." + enc([]byte(`{"iss":"x"} {}`)) + "." + sig, ErrMalformed},
 		{"too long", edKey.sign(t, with(base, map[string]any{"pad": strings.Repeat("x", 40<<10)}), nil), ErrMalformed},
 		{"crit header", edKey.sign(t, base, map[string]any{"crit": []string{"exp"}}), ErrMalformed},
+
+		// One spelling per token: RFC 7515's unpadded base64url only.
+		{"signature padded", hdr + "." + payload + "." + sig + "==", ErrMalformed},
+		{"signature in the standard alphabet", hdr + "." + payload + "." + stdSig, ErrMalformed},
+		{"signature with trailing bits set", hdr + "." + payload + "." + trailingBits(t, sig), ErrMalformed},
+		{"signature with a line break", hdr + "." + payload + "." + sig[:10] + "\n" + sig[10:], ErrMalformed},
+		{"header padded", hdr + strings.Repeat("=", (4-len(hdr)%4)%4+4) + "." + payload + "." + sig, ErrMalformed},
+		{"header with a line break", hdr[:4] + "\r\n" + hdr[4:] + "." + payload + "." + sig, ErrMalformed},
+		{"claims padded", hdr + "." + payload + "=" + "." + sig, ErrMalformed},
+
+		// Ids are plain: printable, at most 256 bytes.
+		{"uid with CR LF", edKey.sign(t, with(base, map[string]any{"uid": "a\r\nX-Evil: 1"}), nil), ErrMalformed},
+		{"uid with a NUL", edKey.sign(t, with(base, map[string]any{"uid": "a\x00b"}), nil), ErrMalformed},
+		{"uid with a line separator", edKey.sign(t, with(base, map[string]any{"uid": "a\u2028b"}), nil), ErrMalformed},
+		{"uid with U+FFFD", edKey.sign(t, with(base, map[string]any{"uid": "a\ufffdb"}), nil), ErrMalformed},
+		{"uid of 257 bytes", edKey.sign(t, with(base, map[string]any{"uid": strings.Repeat("u", 257)}), nil), ErrMalformed},
+		{"uid of 256 bytes", edKey.sign(t, with(base, map[string]any{"uid": strings.Repeat("u", 256)}), nil), nil},
+		{"uid with accents and a space", edKey.sign(t, with(base, map[string]any{"uid": "org_9:José Ñ"}), nil), nil},
+		{"sid with a tab", edKey.sign(t, with(base, map[string]any{"sid": "s\t1"}), nil), ErrMalformed},
+		{"sub with LF as the uid", edKey.sign(t, with(base, map[string]any{"uid": nil, "sub": "user\n2"}), nil), ErrMalformed},
 
 		{"no kid", edKey.sign(t, base, map[string]any{"kid": nil}), ErrMissingClaim},
 		{"no iss", edKey.sign(t, with(base, map[string]any{"iss": nil}), nil), ErrMissingClaim},
@@ -174,3 +202,21 @@ func splitToken(tok string) (hdr, payload, sig string) {
 }
 
 func sigOf(tok string) string { _, _, s := splitToken(tok); return s }
+
+// trailingBits respells an unpadded base64url string whose last character carries unused bits
+// with one of them set: a lenient decoder reads the same bytes.
+func trailingBits(t *testing.T, s string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	if len(s)%4 == 0 {
+		t.Fatalf("%d characters leave no unused bits", len(s))
+	}
+	last := strings.IndexByte(alphabet, s[len(s)-1])
+	respelled := s[:len(s)-1] + string(alphabet[last|1])
+	if b1, err := base64.RawURLEncoding.DecodeString(s); err != nil {
+		t.Fatal(err)
+	} else if b2, err := base64.RawURLEncoding.DecodeString(respelled); err != nil || string(b1) != string(b2) {
+		t.Fatalf("respelling changed the bytes: %v", err)
+	}
+	return respelled
+}

@@ -22,107 +22,176 @@ var errClosed = errors.New("the verifier is closed")
 //
 // Keys are trusted for the TTL after a successful fetch; after that the next request fetches
 // again, so a key the issuer stopped serving is refused once the TTL has passed. An unknown kid
-// causes a fetch at most once per refetch interval. A failed fetch keeps the last good keys in
-// service and is retried no more often than the refetch interval. Only one fetch runs at a
-// time: whoever needs one while it runs waits for it, each with its own context.
+// causes a fetch at most once per refetch interval, counted apart from the scheduled refreshes,
+// so a key the issuer rotates in just after one is still picked up on the first request naming
+// it. A failed fetch keeps the last good keys in service; until the next attempt is due (one
+// refetch interval after the failure ended), requests that need a fetch are answered at once
+// from what is held. Only one fetch runs at a time: whoever needs one while it runs waits for it,
+// each with its own context and for at most the fetch timeout.
 type jwksCache struct {
 	url string
 	v   *Verifier
 
-	mu          sync.Mutex
-	keys        map[string]*jwksKey // by kid; nil until a fetch succeeds
-	expires     time.Time           // keys are trusted until then
-	lastAttempt time.Time           // start of the last fetch, successful or not
-	inflight    chan struct{}       // closed when the running fetch ends; nil when none runs
-	lastErr     error               // of the last fetch
-	warnedAt    time.Time
+	mu         sync.Mutex
+	keys       map[string]*jwksKey // by kid; nil until a fetch succeeds
+	expires    time.Time           // keys are trusted until then
+	inflight   *fetchRun           // the running fetch; nil when none runs
+	lastErr    error               // of the last fetch
+	retryAt    time.Time           // after a failed fetch, no request starts one before then
+	kidFetchAt time.Time           // start of the last fetch an unknown kid caused
+	warnedAt   time.Time
+}
+
+// fetchRun is one fetch; done is closed when it ends.
+type fetchRun struct {
+	done chan struct{}
+	// forKid is set when a kid the keys lack caused the fetch: it is the unknown-kid refetch of
+	// its interval, and requests joining it wait for no other.
+	forKid bool
 }
 
 // key returns the key kid and the time until which it may be trusted.
 func (c *jwksCache) key(ctx context.Context, kid string) (*jwksKey, time.Time, error) {
 	now := c.v.now()
 	c.mu.Lock()
-	k, known := c.keys[kid]
-	fresh := c.keys != nil && now.Before(c.expires)
-	if fresh && known {
+	if k, ok := c.keys[kid]; ok && c.freshLocked(now) {
 		until := c.expires
 		c.mu.Unlock()
 		return k, until, nil
 	}
-	// A fetch ended moments ago: an unknown kid waits for the next window, and a failed fetch
-	// is not retried on every request while the issuer is down. Keys past their TTL after a
-	// successful fetch are refetched at once (only a TTL shorter than the interval gets here).
-	if c.inflight == nil && now.Sub(c.lastAttempt) < c.v.refetch && (fresh || c.lastErr != nil) {
-		defer c.mu.Unlock()
-		return c.answerLocked(kid, now)
+	// At most two waits: a request that joined a fetch it did not cause (a scheduled refresh,
+	// say, which may have started just before the issuer rotated a key in) and still misses its
+	// kid may then cause the unknown-kid refetch.
+	for joined := false; ; {
+		run, started := c.inflight, false
+		if run == nil {
+			if !c.fetchDueLocked(kid, now) {
+				defer c.mu.Unlock()
+				return c.answerLocked(kid, now)
+			}
+			// Caused by a kid the keys lack, it is the unknown-kid refetch of its interval; the
+			// first fetch of all is not (every kid is unknown before it).
+			_, known := c.keys[kid]
+			var err error
+			if run, err = c.startFetchLocked(now, c.keys != nil && !known); err != nil {
+				c.mu.Unlock()
+				return nil, time.Time{}, fmt.Errorf("%w: %v", ErrIssuerUnavailable, err)
+			}
+			started = true
+		}
+		c.mu.Unlock()
+		if err := c.wait(ctx, run); err != nil {
+			return nil, time.Time{}, err
+		}
+		now = c.v.now()
+		c.mu.Lock()
+		k, ok := c.keys[kid]
+		if ok && c.freshLocked(now) {
+			until := c.expires
+			c.mu.Unlock()
+			return k, until, nil
+		}
+		if started || joined || run.forKid || ok || c.lastErr != nil {
+			defer c.mu.Unlock()
+			return c.answerLocked(kid, now)
+		}
+		joined = true
 	}
-	ch, err := c.startFetchLocked(now)
-	c.mu.Unlock()
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("%w: %v", ErrIssuerUnavailable, err)
-	}
+}
 
-	select {
-	case <-ch:
-	case <-ctx.Done():
-		return nil, time.Time{}, fmt.Errorf("%w: gave up waiting for the issuer's keys: %w", ErrIssuerUnavailable, ctx.Err())
+// freshLocked reports whether the keys held are within their TTL.
+func (c *jwksCache) freshLocked(now time.Time) bool {
+	return c.keys != nil && now.Before(c.expires)
+}
+
+// fetchDueLocked reports whether a request for kid, finding no fetch running, starts one: the
+// keys are missing or past their TTL, or kid is unknown and the unknown-kid refetch is due.
+// Not while the last fetch's failure is recent: then the request is answered from what is held.
+func (c *jwksCache) fetchDueLocked(kid string, now time.Time) bool {
+	if now.Before(c.retryAt) {
+		return false
 	}
-	now = c.v.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.answerLocked(kid, now)
+	if !c.freshLocked(now) {
+		return true
+	}
+	_, known := c.keys[kid]
+	return !known && now.Sub(c.kidFetchAt) >= c.v.refetch
+}
+
+// wait waits for run to end, for at most the fetch timeout and while ctx lasts.
+func (c *jwksCache) wait(ctx context.Context, run *fetchRun) error {
+	timer := time.NewTimer(c.v.fetchTimeout)
+	defer timer.Stop()
+	select {
+	case <-run.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: gave up waiting for the issuer's keys: %w", ErrIssuerUnavailable, ctx.Err())
+	case <-timer.C:
+		return fmt.Errorf("%w: the issuer did not answer within %s", ErrIssuerUnavailable, c.v.fetchTimeout)
+	}
 }
 
 // answerLocked answers from the keys held. Keys past their TTL are only held when the last
 // fetch failed: they keep serving (the issuer is down, not rotating) until the next attempt.
+// A kid the keys lack, when the last fetch failed, may be a key the issuer rotated in that
+// could not be fetched: it is unavailable (try again), not unknown.
 func (c *jwksCache) answerLocked(kid string, now time.Time) (*jwksKey, time.Time, error) {
 	if c.keys == nil {
 		return nil, time.Time{}, fmt.Errorf("%w: %v", ErrIssuerUnavailable, c.lastErr)
 	}
 	k, ok := c.keys[kid]
-	if !ok {
+	switch {
+	case !ok && c.lastErr != nil:
+		return nil, time.Time{}, fmt.Errorf("%w: %s is not among the last good keys, and fetching new ones failed: %v",
+			ErrIssuerUnavailable, quoted(kid), c.lastErr)
+	case !ok:
 		return nil, time.Time{}, fmt.Errorf("%w: %s", ErrUnknownKey, quoted(kid))
-	}
-	if now.Before(c.expires) {
+	case now.Before(c.expires):
 		return k, c.expires, nil
 	}
-	return k, now.Add(c.v.refetch), nil
+	return k, maxTime(c.retryAt, now.Add(time.Second)), nil
 }
 
-// startFetchLocked starts a fetch unless one is running, and returns its done channel.
-func (c *jwksCache) startFetchLocked(now time.Time) (chan struct{}, error) {
-	if c.inflight != nil {
-		return c.inflight, nil
-	}
-	ch := make(chan struct{})
+// startFetchLocked starts a fetch; none may be running.
+func (c *jwksCache) startFetchLocked(now time.Time, forKid bool) (*fetchRun, error) {
+	run := &fetchRun{done: make(chan struct{}), forKid: forKid}
 	// The goroutine needs c.mu to finish, which the caller holds: inflight is set before it ends.
-	if !c.v.spawn(func() { c.runFetch(ch) }) {
+	if !c.v.spawn(func() { c.runFetch(run) }) {
 		return nil, errClosed
 	}
-	c.inflight, c.lastAttempt = ch, now
-	return ch, nil
+	c.inflight = run
+	if forKid {
+		c.kidFetchAt = now
+	}
+	return run, nil
 }
 
 // runFetch fetches the keys with the Verifier's context (not a request's: the fetch is shared,
 // and a request giving up must not cancel it for the others), then wakes the waiters.
-func (c *jwksCache) runFetch(done chan struct{}) {
-	keys, err := c.fetch(c.v.ctx)
+func (c *jwksCache) runFetch(run *fetchRun) {
+	ctx, cancel := context.WithTimeout(c.v.ctx, c.v.fetchTimeout)
+	keys, err := c.fetch(ctx)
+	cancel()
 	now := c.v.now()
 	c.mu.Lock()
-	defer close(done)
+	defer close(run.done)
 	defer c.mu.Unlock()
 	c.inflight = nil
 	if err == nil {
 		if c.lastErr != nil && c.keys != nil {
 			c.v.logger.Info("an issuer's JWKS can be fetched again", zap.String("jwks_url", c.url))
 		}
-		c.keys, c.expires, c.lastErr = keys, now.Add(c.v.ttl), nil
+		c.keys, c.expires, c.lastErr, c.retryAt = keys, now.Add(c.v.ttl), nil, time.Time{}
 		if ce := c.v.logger.Check(zap.DebugLevel, "fetched an issuer's JWKS"); ce != nil {
 			ce.Write(zap.String("jwks_url", c.url), zap.Int("keys", len(keys)))
 		}
 		return
 	}
 	c.lastErr = err
+	// The interval runs from the failure's end: a fetch that hung for its whole timeout must
+	// not let the next request hang again at once.
+	c.retryAt = now.Add(c.v.refetch)
 	if errors.Is(err, context.Canceled) && c.v.ctx.Err() != nil {
 		return // closing
 	}
@@ -143,8 +212,8 @@ func (c *jwksCache) refreshIfDue() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	due := c.expires.Add(-c.v.ttl / 5)
-	if c.inflight == nil && !now.Before(due) && (c.lastAttempt.IsZero() || now.Sub(c.lastAttempt) >= c.v.refetch) {
-		_, _ = c.startFetchLocked(now) // fails only when closing
+	if c.inflight == nil && !now.Before(due) && !now.Before(c.retryAt) {
+		_, _ = c.startFetchLocked(now, false) // fails only when closing
 	}
 }
 

@@ -58,13 +58,13 @@ func TestRemovedKeyRefusedAfterTTL(t *testing.T) {
 }
 
 // TestUnknownKidStorm: many concurrent requests with unknown kids cause at most one fetch per
-// refetch interval, shared by all of them; a key added by the issuer is found by that fetch.
+// refetch interval, shared by all of them, and the fetch at New (or a scheduled refresh) does
+// not count as it; a key added by the issuer is found by that fetch.
 func TestUnknownKidStorm(t *testing.T) {
 	f := newTrusted(t, nil)
 	f.ready(t)
-	rotated := newEd25519(t, "clerk-2")
 
-	storm := func(wantFound bool) {
+	storm := func(rotated *testKey, wantFound bool) {
 		t.Helper()
 		var wg sync.WaitGroup
 		errs := make([]error, 1000)
@@ -93,22 +93,30 @@ func TestUnknownKidStorm(t *testing.T) {
 		}
 	}
 
-	// Within the interval after the prefetch: no fetch at all.
+	// Right after the prefetch: the storm's own refetch, shared, finds the new key.
+	rotated := newEd25519(t, "clerk-2")
 	f.srv.setKeys(f.key.jwk(t, true), rotated.jwk(t, false))
-	storm(false)
-	if n := f.srv.hits.Load(); n != 1 {
-		t.Fatalf("%d fetches within the refetch interval, want 1 (the prefetch)", n)
-	}
-	// After it: one fetch, shared, which finds the new key.
-	f.clock.Advance(10 * time.Second)
-	storm(true)
+	storm(rotated, true)
 	if n := f.srv.hits.Load(); n != 2 {
-		t.Fatalf("%d fetches, want 2", n)
+		t.Fatalf("%d fetches, want 2 (the prefetch and one refetch)", n)
+	}
+	// Within the interval after that refetch: no fetch at all.
+	again := newEd25519(t, "clerk-3")
+	f.srv.setKeys(f.key.jwk(t, true), rotated.jwk(t, false), again.jwk(t, false))
+	storm(again, false)
+	if n := f.srv.hits.Load(); n != 2 {
+		t.Fatalf("%d fetches within the refetch interval, want still 2", n)
+	}
+	// After it: one fetch, shared, which finds the newer key.
+	f.clock.Advance(10 * time.Second)
+	storm(again, true)
+	if n := f.srv.hits.Load(); n != 3 {
+		t.Fatalf("%d fetches, want 3", n)
 	}
 	f.clock.Advance(9 * time.Second)
-	storm(true)
-	if n := f.srv.hits.Load(); n != 2 {
-		t.Fatalf("%d fetches 9s later, want still 2", n)
+	storm(again, true)
+	if n := f.srv.hits.Load(); n != 3 {
+		t.Fatalf("%d fetches 9s later, want still 3", n)
 	}
 }
 
@@ -301,4 +309,117 @@ func mustJSON(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	must(t, err)
 	return string(b)
+}
+
+// TestHangingIssuerBoundedWait: against an issuer that never answers, each request waits at
+// most the fetch timeout, however many wait together; once that fetch has failed, requests
+// that need one are answered at once (no fetch, no wait) until the next attempt is due, one
+// refetch interval after the failure.
+func TestHangingIssuerBoundedWait(t *testing.T) {
+	key := newRSA(t, "clerk-1")
+	srv := newJWKSServer(t, key.jwk(t, true))
+	srv.setHang(true)
+	clock := newClock()
+	const timeout = 300 * time.Millisecond
+	v := newTestVerifier(t, Config{Projects: []Project{{ID: project, TenantID: tenant,
+		Trust: []Trust{{Issuer: clerkIssuer, JWKSURL: srv.URL}}}}, FetchTimeout: timeout, Now: clock.Now})
+	tok := key.sign(t, clerkClaims(clock.Now()), nil)
+
+	var wg sync.WaitGroup
+	waits := make([]time.Duration, 20)
+	for i := range waits {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrIssuerUnavailable) {
+				t.Errorf("request %d: err = %v, want ErrIssuerUnavailable", i, err)
+			}
+			waits[i] = time.Since(start)
+		}()
+	}
+	// The hang lasts a whole refetch interval on the gateway's clock: the next attempt is due
+	// an interval after the failure, not after the start of the fetch that hung.
+	time.Sleep(timeout / 3)
+	clock.Advance(10 * time.Second)
+	wg.Wait()
+	for i, d := range waits {
+		// Bounded by the timeout, not by the issuer: the margin is for a loaded machine.
+		if d > timeout+2*time.Second {
+			t.Errorf("request %d waited %v with a %v fetch timeout", i, d, timeout)
+		}
+	}
+	waitFor(t, "the hanging fetch to be given up", func() bool {
+		v.jwks[srv.URL].mu.Lock()
+		defer v.jwks[srv.URL].mu.Unlock()
+		return v.jwks[srv.URL].inflight == nil
+	})
+	hits := srv.hits.Load()
+	if hits != 1 {
+		t.Errorf("%d fetches for 20 waiting requests, want 1", hits)
+	}
+
+	// Within the interval after the failure: answered from what is held (nothing), no fetch.
+	for _, step := range []time.Duration{0, 5 * time.Second, 4 * time.Second} {
+		clock.Advance(step)
+		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrIssuerUnavailable) {
+			t.Fatalf("+%v after the failure: err = %v, want ErrIssuerUnavailable", step, err)
+		}
+		if n := srv.hits.Load(); n != hits {
+			t.Fatalf("+%v after the failure: %d new fetches, want none", step, n-hits)
+		}
+	}
+	// The next attempt is due: the issuer answers again and the token verifies.
+	srv.setHang(false)
+	clock.Advance(time.Second)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("after the refetch interval: %v", err)
+	}
+	if n := srv.hits.Load(); n != hits+1 {
+		t.Errorf("%d fetches after the interval, want 1", n-hits)
+	}
+}
+
+// TestKeyRotatedInAfterScheduledRefresh: the background refresh does not use up the
+// unknown-kid refetch, so a key the issuer adds just after it is found at once; the refetch
+// that finds it is then the interval's.
+func TestKeyRotatedInAfterScheduledRefresh(t *testing.T) {
+	f := newTrusted(t, func(c *Config) {
+		c.JWKSCacheTTL = 5 * time.Second // the refresher ticks every second
+	})
+	f.ready(t)
+	f.clock.Advance(4500 * time.Millisecond) // past 80% of the TTL: the refresher fetches
+	waitFor(t, "the background refresh", func() bool { return f.srv.hits.Load() == 2 })
+
+	rotated := newEd25519(t, "clerk-2")
+	f.srv.setKeys(f.key.jwk(t, true), rotated.jwk(t, false))
+	if _, err := f.v.Verify(context.Background(), rotated.sign(t, clerkClaims(f.clock.Now()), nil)); err != nil {
+		t.Fatalf("a key rotated in just after the scheduled refresh: %v", err)
+	}
+	if n := f.srv.hits.Load(); n != 3 {
+		t.Errorf("%d fetches, want 3", n)
+	}
+	// That refetch was the interval's: another unknown kid at once fetches nothing.
+	stranger := newEd25519(t, "clerk-3")
+	if _, err := f.v.Verify(context.Background(), stranger.sign(t, clerkClaims(f.clock.Now()), nil)); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("unknown kid within the interval: err = %v, want ErrUnknownKey", err)
+	}
+	if n := f.srv.hits.Load(); n != 3 {
+		t.Errorf("%d fetches, want still 3", n)
+	}
+}
+
+// TestIssuerDownUnknownKidUnavailable: while the issuer is down, a kid the last good keys lack
+// may be a key it rotated in: 503 (try again), not 401; known kids keep verifying.
+func TestIssuerDownUnknownKidUnavailable(t *testing.T) {
+	f := newTrusted(t, nil)
+	f.ready(t)
+	f.srv.setStatus(http.StatusInternalServerError)
+	rotated := newEd25519(t, "clerk-2")
+	if _, err := f.v.Verify(context.Background(), rotated.sign(t, clerkClaims(f.clock.Now()), nil)); !errors.Is(err, ErrIssuerUnavailable) {
+		t.Fatalf("unknown kid, issuer down: err = %v, want ErrIssuerUnavailable", err)
+	}
+	if _, err := f.verify(t, with(clerkClaims(f.clock.Now()), map[string]any{"jti": "other"})); err != nil {
+		t.Fatalf("known kid, issuer down: %v", err)
+	}
 }

@@ -112,3 +112,20 @@ func TestVerifyAroundClose(t *testing.T) {
 		t.Fatalf("Verify after Close: %v", err)
 	}
 }
+
+// TestCloseFreesTokenCache: a closed Verifier lets go of its token cache (ristretto's counters
+// and buffers are megabytes), since the handler that owns it may stay reachable after a reload.
+func TestCloseFreesTokenCache(t *testing.T) {
+	v, key, clock := newMinted(t, nil)
+	tok := key.sign(t, mintedClaims(clock.Now()), nil)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	if v.cache.c != nil {
+		t.Fatal("the token cache is still held after Close")
+	}
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("Verify after Close: %v", err)
+	}
+}

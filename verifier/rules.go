@@ -18,7 +18,7 @@ const (
 	maxLeeway              = 60 * time.Second
 	defaultMaxJWKSBytes    = 1 << 20
 	defaultCacheEntries    = 100_000
-	defaultFetchTimeout    = 10 * time.Second
+	defaultFetchTimeout    = 5 * time.Second
 )
 
 var defaultAlgorithms = []string{"RS256", "ES256", "EdDSA"}
@@ -54,6 +54,7 @@ type trustRule struct {
 func (v *Verifier) applyDefaults(cfg Config) error {
 	for name, d := range map[string]time.Duration{
 		"jwks cache ttl": cfg.JWKSCacheTTL, "refetch interval": cfg.RefetchInterval, "leeway": cfg.Leeway,
+		"fetch timeout": cfg.FetchTimeout,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s %s must not be negative", name, d)
@@ -80,8 +81,11 @@ func (v *Verifier) applyDefaults(cfg Config) error {
 	if v.maxJWKS == 0 {
 		v.maxJWKS = defaultMaxJWKSBytes
 	}
+	if v.fetchTimeout == 0 {
+		v.fetchTimeout = defaultFetchTimeout
+	}
 	if v.client == nil {
-		v.client = &http.Client{Timeout: defaultFetchTimeout}
+		v.client = &http.Client{Timeout: v.fetchTimeout}
 	}
 	if v.now == nil {
 		v.now = time.Now

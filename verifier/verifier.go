@@ -53,8 +53,12 @@ type Config struct {
 	RefetchInterval time.Duration
 	// Leeway is the clock skew allowed on exp/nbf/iat (default 30s, at most 60s).
 	Leeway time.Duration
-	// HTTPClient fetches JWKS (default: a client with a 10s timeout).
+	// HTTPClient fetches JWKS (default: a client with FetchTimeout as its timeout).
 	HTTPClient *http.Client
+	// FetchTimeout bounds each JWKS fetch and each request's wait for one (default 5s): a
+	// hanging issuer costs a request at most this long, and after the failure requests are
+	// answered at once until the next attempt is due.
+	FetchTimeout time.Duration
 	// MaxJWKSBytes caps a JWKS response body (default 1 MiB).
 	MaxJWKSBytes int64
 	// CacheEntries bounds the cache of verified tokens (default 100000).
@@ -129,6 +133,7 @@ type Verifier struct {
 	jwks     map[string]*jwksCache   // by JWKS URL, shared by every trust naming it
 
 	ttl, refetch, leeway time.Duration
+	fetchTimeout         time.Duration
 	maxJWKS              int64
 	client               *http.Client
 	now                  func() time.Time
@@ -150,7 +155,7 @@ type Verifier struct {
 func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		issuer: cfg.Issuer, minted: cfg.MintedKeys,
-		ttl: cfg.JWKSCacheTTL, refetch: cfg.RefetchInterval, leeway: cfg.Leeway,
+		ttl: cfg.JWKSCacheTTL, refetch: cfg.RefetchInterval, leeway: cfg.Leeway, fetchTimeout: cfg.FetchTimeout,
 		maxJWKS: cfg.MaxJWKSBytes, client: cfg.HTTPClient, now: cfg.Now, logger: cfg.Logger,
 	}
 	if err := v.applyDefaults(cfg); err != nil {

@@ -82,6 +82,11 @@ func parseUnverified(token string) (header, map[string]any, error) {
 	if !ok || !ok2 || strings.IndexByte(sigPart, '.') >= 0 {
 		return hdr, nil, fmt.Errorf("%w: not a compact JWS (three parts joined by dots)", ErrMalformed)
 	}
+	// One token, one spelling: RFC 7515's unpadded base64url only. jws would also take padding
+	// and the standard alphabet, and each spelling of a token would verify (and miss the cache).
+	if !canonicalBase64URL(sigPart) {
+		return hdr, nil, fmt.Errorf("%w: signature: not unpadded base64url (RFC 7515)", ErrMalformed)
+	}
 	if err := decodeSegment(hdrPart, &hdr); err != nil {
 		return hdr, nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
@@ -220,11 +225,41 @@ func checkSignature(token string, key *jwksKey, alg string) error {
 	return nil
 }
 
+// strictB64 decodes unpadded base64url and refuses non-zero trailing bits, so that no two
+// strings decode to the same bytes.
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// canonicalBase64URL reports whether seg is unpadded base64url in its only spelling: the
+// alphabet A-Z a-z 0-9 - _ (no padding, no line breaks, which Go's decoder skips), and no
+// trailing bits set.
+func canonicalBase64URL(seg string) bool {
+	_, ok := decodeBase64URL(seg)
+	return ok
+}
+
+// decodeBase64URL decodes seg when it is canonical (see canonicalBase64URL).
+func decodeBase64URL(seg string) ([]byte, bool) {
+	for i := 0; i < len(seg); i++ {
+		if !base64URLAlphabet[seg[i]] {
+			return nil, false
+		}
+	}
+	b, err := strictB64.DecodeString(seg)
+	return b, err == nil
+}
+
+var base64URLAlphabet = func() (a [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		a[c] = true
+	}
+	return a
+}()
+
 // decodeSegment decodes one unpadded base64url JSON part, numbers as json.Number.
 func decodeSegment(seg string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return errors.New("not base64url")
+	b, ok := decodeBase64URL(seg)
+	if !ok {
+		return errors.New("not unpadded base64url (RFC 7515)")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -258,6 +293,13 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func minTime(a, b time.Time) time.Time {
