@@ -46,7 +46,7 @@ func toAPIError(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.Is(err, errNoToken):
-		return unauthorized("No API key provided: send the token as 'Authorization: Bearer <token>'.")
+		return unauthorized("No API key provided: send the token as 'Authorization: Bearer <token>' (or in x-api-key or x-goog-api-key, as the Anthropic and Gemini SDKs do).")
 	case errors.Is(err, verifier.ErrExpired):
 		return unauthorized("The token has expired: get a new one from your backend.")
 	case errors.Is(err, errRevoked):

@@ -10,18 +10,70 @@ import (
 	"github.com/behest/caddy-behest/verifier"
 )
 
-// authenticate verifies the request's bearer token.
+// authenticate verifies the request's token.
 func (h *Handler) authenticate(r *http.Request) (*verifier.Identity, error) {
-	token := bearerToken(r)
-	if token == "" {
-		return nil, errNoToken
+	token, err := requestToken(r)
+	if err != nil {
+		return nil, err
 	}
 	return h.verifier.Verify(r.Context(), token)
 }
 
-// bearerToken returns the token of an "Authorization: Bearer <token>" header, or "".
+// tokenHeaders are where the official SDKs send a key: Authorization: Bearer (OpenAI, and
+// Anthropic's and Gemini's for authToken), x-api-key (Anthropic), x-goog-api-key (Gemini).
+// Every one of them is removed before a request goes on.
+var tokenHeaders = [...]string{"Authorization", "X-Api-Key", "X-Goog-Api-Key"}
+
+var (
+	errTwoTokens = badRequest("invalid_request", "",
+		"The request carries more than one token (two Authorization headers, or Authorization, x-api-key and x-goog-api-key that differ); send one.")
+	errTokenInQuery = unauthorized("Send the token in a header (Authorization: Bearer, x-api-key or x-goog-api-key), never in the URL (?key=): URLs are logged.")
+)
+
+// requestToken returns the request's one token. Each token header may appear once, and those
+// present must agree: otherwise the gateway and the provider could each read another one.
+func requestToken(r *http.Request) (string, error) {
+	if r.URL.RawQuery != "" && r.URL.Query().Has("key") {
+		return "", errTokenInQuery
+	}
+	token := ""
+	for _, name := range tokenHeaders {
+		values := r.Header[name]
+		if len(values) == 0 {
+			continue
+		}
+		if len(values) > 1 {
+			return "", errTwoTokens
+		}
+		v := strings.TrimSpace(values[0])
+		if name == "Authorization" {
+			v = bearer(v)
+		}
+		switch {
+		case v == "":
+			return "", errNoToken
+		case token != "" && v != token:
+			return "", errTwoTokens
+		}
+		token = v
+	}
+	if token == "" {
+		return "", errNoToken
+	}
+	return token, nil
+}
+
+// bearerToken returns the token of the request's one "Authorization: Bearer <token>" header, or
+// "" (also when there are several).
 func bearerToken(r *http.Request) string {
-	auth := r.Header.Get("Authorization")
+	if values := r.Header["Authorization"]; len(values) == 1 {
+		return bearer(values[0])
+	}
+	return ""
+}
+
+// bearer returns the token of an Authorization value "Bearer <token>", or "".
+func bearer(auth string) string {
 	const prefix = "bearer "
 	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
 		return ""
@@ -60,7 +112,9 @@ func validSessionID(s string) bool {
 // as upstream headers and placeholders.
 func setIdentity(r *http.Request, id *verifier.Identity, sid string) {
 	hdr := r.Header
-	hdr.Del("Authorization")
+	for _, name := range tokenHeaders {
+		delete(hdr, name)
+	}
 	hdr.Del("X-Session-Id")
 	// These pick the provider account that is billed and whose stored data is reachable: the
 	// operator sets them (header_up), never an end user.

@@ -304,7 +304,7 @@ type StoreProvider interface {
 	Store() limiter.Store
 }
 
-var errNoToken = errors.New("no bearer token")
+var errNoToken = errors.New("no token")
 
 // Interface guards
 var (

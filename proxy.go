@@ -72,10 +72,17 @@ type admission struct {
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
 	p *project, id *verifier.Identity, sid string) error {
 	t := p.tierOf(id.Tier)
+	// One reading of a request: the path metered is the path the provider receives.
+	if err := meter.CheckPath(r.URL.EscapedPath()); err != nil {
+		return h.writeError(w, r, p, requestError(err))
+	}
+	ep, err := meter.EndpointOf(r.URL.Path)
+	if err != nil {
+		return h.writeError(w, r, p, requestError(err))
+	}
 	var adm admission
 	switch {
-	case r.Method == http.MethodPost && meter.EndpointOf(r.URL.Path) != meter.Other:
-		var err error
+	case r.Method == http.MethodPost && ep != meter.Other:
 		if adm, err = h.prepareBody(r, p, t); err != nil {
 			return h.writeError(w, r, p, err)
 		}

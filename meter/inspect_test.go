@@ -10,30 +10,73 @@ import (
 
 func TestEndpointOfSuffixes(t *testing.T) {
 	tests := []struct {
-		path string
-		want Endpoint
+		path    string
+		want    Endpoint
+		badCase bool
 	}{
-		{"/v1/chat/completions", ChatCompletions},
-		{"/openai/v1/chat/completions", ChatCompletions},
-		{"/openai/deployments/gpt-4o/chat/completions", ChatCompletions},
-		{"/chat/completions", ChatCompletions},
-		{"/v1/chat/completions/", ChatCompletions},
-		{"/v1/completions", Completions},
-		{"/v1/completions//", Completions},
-		{"/v1/responses", Responses},
-		{"/api/openai/v1/responses", Responses},
-		{"/v1/embeddings", Embeddings},
-		{"/v1/models", Other},
-		{"/v1/chat/completions/chatcmpl-123/messages", Other},
-		{"/v1/responses/resp_123", Other},
-		{"/v1/xcompletions", Other},
-		{"/v1/chat/completionsx", Other},
-		{"", Other},
-		{"/", Other},
+		{"/v1/chat/completions", ChatCompletions, false},
+		{"/openai/v1/chat/completions", ChatCompletions, false},
+		{"/openai/deployments/gpt-4o/chat/completions", ChatCompletions, false},
+		{"/chat/completions", ChatCompletions, false},
+		{"/v1/completions", Completions, false},
+		{"/v1/responses", Responses, false},
+		{"/api/openai/v1/responses", Responses, false},
+		{"/v1/embeddings", Embeddings, false},
+		{"/v1/models", Other, false},
+		{"/v1/chat/completions/chatcmpl-123/messages", Other, false},
+		{"/v1/responses/resp_123", Other, false},
+		{"/v1/xcompletions", Other, false},
+		{"/v1/chat/completionsx", Other, false},
+		{"", Other, false},
+		{"/", Other, false},
+		// Another case than the API's: refused, not metered as whatever suffix matches.
+		{"/v1/CHAT/completions", Other, true},
+		{"/v1/Chat/Completions", Other, true},
+		{"/v1/EMBEDDINGS", Other, true},
+		{"/V1/chat/completions", ChatCompletions, false}, // the prefix is the Caddyfile's business
+		{"/v1/IMAGES/generations", Other, false},
 	}
 	for _, tt := range tests {
-		if got := EndpointOf(tt.path); got != tt.want {
-			t.Errorf("EndpointOf(%q) = %v, want %v", tt.path, got, tt.want)
+		got, err := EndpointOf(tt.path)
+		if got != tt.want || (err != nil) != tt.badCase {
+			t.Errorf("EndpointOf(%q) = %v, %v; want %v, case error %v", tt.path, got, err, tt.want, tt.badCase)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("EndpointOf(%q): %v is not an ErrInvalidRequest", tt.path, err)
+		}
+	}
+}
+
+func TestCheckPath(t *testing.T) {
+	for _, tt := range []struct {
+		path string
+		ok   bool
+	}{
+		{"/v1/chat/completions", true},
+		{"/anthropic/v1/messages", true},
+		{"/v1beta/models/gemini-2.0-flash:streamGenerateContent", true},
+		{"/", true},
+		{"/v1/chat%2fcompletions", false},
+		{"/v1/chat%2Fcompletions", false},
+		{"/v1/files%23/chat/completions", false},
+		{"/v1/%63hat/completions", false},
+		{"//v1/chat/completions", false},
+		{"/v1//chat/completions", false},
+		{"/v1/audio/../chat/completions", false},
+		{"/v1/./chat/completions", false},
+		{"/v1/chat/completions/.", false},
+		{"/v1/chat/completions/", false},
+		{`/v1\chat/completions`, false},
+		{"/v1/chat/completions;x=1", false},
+		{"v1/chat/completions", false},
+		{"", false},
+	} {
+		err := CheckPath(tt.path)
+		if (err == nil) != tt.ok {
+			t.Errorf("CheckPath(%q) = %v, want ok %v", tt.path, err, tt.ok)
+		}
+		if err != nil && (!errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "canonical")) {
+			t.Errorf("CheckPath(%q) = %v: want an ErrInvalidRequest saying what is wrong", tt.path, err)
 		}
 	}
 }

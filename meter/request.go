@@ -35,10 +35,24 @@ func (e Endpoint) String() string {
 }
 
 // EndpointOf tells the endpoint from the path's last segments, whatever comes before them (/v1,
-// /openai/v1, an Azure deployment path). Trailing slashes are ignored: a provider that routes
-// "/v1/chat/completions/" like "/v1/chat/completions" must not get it unmetered.
-func EndpointOf(path string) Endpoint {
-	path = strings.TrimRight(path, "/")
+// /openai/v1, an Azure deployment path). The path must be canonical (see CheckPath) and in the
+// API's own case: a path that names an endpoint in another case (/v1/CHAT/completions) is
+// reported by ErrPathCase when that case changes which endpoint it names, since a provider that
+// routes regardless of case would serve an endpoint the gateway did not meter.
+func EndpointOf(path string) (Endpoint, error) {
+	ep := endpointOf(path)
+	if lower := strings.ToLower(path); lower != path && endpointOf(lower) != ep {
+		// Read regardless of case, the path names another endpoint (/v1/CHAT/completions is
+		// completions to a case-sensitive reader, chat completions to the other kind).
+		return Other, ErrPathCase
+	}
+	return ep, nil
+}
+
+// ErrPathCase is a path that names a metered endpoint in another case than the API's.
+var ErrPathCase error = &RequestError{Message: "The request path is not in canonical form: it names an endpoint in another case than the API's own."}
+
+func endpointOf(path string) Endpoint {
 	switch {
 	case strings.HasSuffix(path, "/chat/completions"):
 		return ChatCompletions
@@ -122,7 +136,7 @@ var indirectMarkers = [][]byte{[]byte(`"image_url"`), []byte(`"input_image"`), [
 // fails; for the others the body must be a JSON object whose fields have the types the API
 // documents, or the error (a *RequestError) names the field.
 func Inspect(path string, body []byte) (RequestInfo, error) {
-	info := RequestInfo{Endpoint: EndpointOf(path), Choices: 1}
+	info := RequestInfo{Endpoint: endpointOf(path), Choices: 1}
 	if info.Endpoint == Other {
 		return info, nil
 	}
