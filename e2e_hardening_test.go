@@ -5,10 +5,12 @@ package behest_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -164,5 +166,67 @@ func TestIdentityIdsArePlain(t *testing.T) {
 		if strings.ContainsAny(row.Key, "\r\n") || len(row.Key) > 256 {
 			t.Errorf("usage recorded a user %q", row.Key)
 		}
+	}
+}
+
+// TestRedisPauseLocksNobodyOut: Redis paused for a few seconds under traffic, so that every
+// admission times out on the gateway (503) while the call waits in Redis's socket and runs when
+// it resumes. Afterwards the user has every concurrency slot back, and nothing was charged.
+func TestRedisPauseLocksNobodyOut(t *testing.T) {
+	rs := startRedis(t)
+	prov := newProvider(t)
+	tester := gateway(t, config(prov.URL, "", fmt.Sprintf(`store redis %s {
+			read_timeout 300ms
+			write_timeout 300ms
+		}`, rs.url()), `tier slots {
+				concurrent_requests 4
+				max_output_tokens 100
+			}
+			price * 1.00 1.00`))
+	c := tester.Client
+	m := mintToken(t, c, "test-project-key", `{"user_id":"user_pause","tier":"slots"}`)
+	if resp := do(t, c, "POST", "/v1/chat/completions", m.Token, chatBody, nil); resp.StatusCode != 200 {
+		t.Fatalf("before the pause: %d %s", resp.StatusCode, readBody(t, resp))
+	} else {
+		readBody(t, resp)
+	}
+	spent := usage(t, c, "group_by=user&user_id=user_pause").Data[0].CostUSD
+
+	rs.pause(t)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			wantError(t, do(t, c, "POST", "/v1/chat/completions", m.Token, chatBody, nil), 503, "store_unavailable")
+		})
+	}
+	wg.Wait()
+	time.Sleep(time.Second)
+	rs.resume(t)
+
+	// Within 10 s of Redis answering, the four slots are free again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := do(t, c, "GET", "/v1/me", m.Token, "", nil)
+		var me struct {
+			Limits struct {
+				Concurrent struct{ Remaining int64 } `json:"concurrent_requests"`
+			} `json:"limits"`
+		}
+		if b := readBody(t, resp); resp.StatusCode == 200 {
+			_ = json.Unmarshal(b, &me)
+			if me.Limits.Concurrent.Remaining == 4 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after Redis resumed, %d of 4 concurrency slots are free", me.Limits.Concurrent.Remaining)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := usage(t, c, "group_by=user&user_id=user_pause").Data[0].CostUSD; got != spent {
+		t.Errorf("spend went from %v to %v for requests that were refused", spent, got)
+	}
+	if n := prov.count(); n != 1 {
+		t.Errorf("the provider received %d requests, want 1", n)
 	}
 }

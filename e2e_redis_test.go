@@ -60,6 +60,20 @@ func (r *redisServer) stop() {
 	}
 }
 
+// pause stops redis-server (SIGSTOP): it answers nothing until resume, and then runs the calls
+// its sockets received meanwhile.
+func (r *redisServer) pause(t *testing.T) {
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *redisServer) resume(t *testing.T) {
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
 
 // redisGateway is a Caddyfile for one of several instances sharing storage and Redis.

@@ -19,13 +19,16 @@ const maxPendingSettles = 100_000
 // retryEvery is how often queued settlements are retried.
 const retryEvery = time.Second
 
+// pendingSettle is a settlement Redis could not take, or (release set) a reservation to undo
+// because its answer never came back.
 type pendingSettle struct {
-	res  limiter.Reservation
-	used limiter.Usage
+	res     limiter.Reservation
+	used    limiter.Usage
+	release bool
 }
 
-// settleQueue holds the settlements Redis could not take. Retrying is safe: a settlement that
-// did reach Redis is a no-op the second time.
+// settleQueue holds the settlements and releases Redis could not take. Retrying is safe: one
+// that did reach Redis is a no-op the second time.
 type settleQueue struct {
 	mu    sync.Mutex
 	items []pendingSettle
@@ -89,17 +92,22 @@ func (s *Store) retrySettles() {
 func (s *Store) drainSettles(ctx context.Context) {
 	items := s.retries.take()
 	for i, p := range items {
-		err := s.settle(ctx, p.res, p.used)
+		var err error
+		if p.release {
+			err = s.release(ctx, p.res)
+		} else {
+			err = s.settle(ctx, p.res, p.used)
+		}
 		if err != nil && transient(err) {
 			s.retries.putBack(items[i:])
 			return
 		}
 		if err != nil {
-			s.logger.Error("settling a queued reservation failed: dropped", zap.String("project", p.res.Request.Project), zap.Error(err))
+			s.logger.Error("a queued settlement or release failed: dropped", zap.String("project", p.res.Request.Project), zap.Error(err))
 		}
 	}
 	if len(items) > 0 {
-		s.logger.Info("queued settlements reached redis", zap.Int("count", len(items)))
+		s.logger.Info("queued settlements and releases reached redis", zap.Int("count", len(items)))
 	}
 }
 

@@ -20,7 +20,8 @@ import "github.com/redis/go-redis/v9"
 // request is added to (now rounded up, so it is held for at least 60 s of real time).
 //
 // Returns {refused, retry after (s), requests in window, requests reset (s), tokens in window,
-// tokens reset (s)}; refused is 0 (admitted), -1 (revoked) or a refusedLimits index.
+// tokens reset (s)}; refused is 0 (admitted), -1 (revoked) or a refusedLimits index; or {-2}
+// when the reservation was released before it ran (see releaseScript).
 var reserveScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local stamp = tonumber(ARGV[22])
@@ -106,6 +107,11 @@ local rq, tk = window(KEYS[2]), window(KEYS[3])
 local tokens, cost = tonumber(ARGV[11]), tonumber(ARGV[12])
 ` + readPeriodsLua + `
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[18])
+-- The gateway gave up on this reservation and released it before the script ran (Redis was
+-- paused with the call in its socket): reserve nothing.
+if redis.call('ZREM', KEYS[4], 't' .. ARGV[15]) == 1 then
+  return {-2}
+end
 local refused, retry = 0, 0
 -- A reservation already held under this id means go-redis retried a call that had run:
 -- answer as admitted without reserving twice.
@@ -198,6 +204,45 @@ redis.call('EXPIRE', KEYS[5], ARGV[11])
 redis.call('ZADD', KEYS[6], ARGV[3], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[12])
 redis.call('EXPIRE', KEYS[6], ARGV[11])
+return 1
+`)
+
+// releaseScript undoes a reservation whose answer the gateway never got (the call timed out,
+// or its context ended, and the script may have run anyway): the request was answered with an
+// error and never went on, so its concurrency slot, its place in the rolling minutes and the
+// tokens and cost it reserved are given back, and no usage is recorded. When the reservation is
+// not there, either it never ran or it has not run yet: a tombstone (member "t<id>", scored so
+// that it is never counted as in flight and is dropped after a while) makes the reserve script
+// refuse it should it still arrive.
+//
+// KEYS: 1 user, 2 rpm, 3 tpm, 4 inflight, 5 project.
+// ARGV: 1 reservation id, 2 its window second, 3 its day, 4 its month, 5 minus its tokens,
+// 6 minus its cost, 7 tombstone score (unix ms).
+//
+// Returns 1 when released, 0 when a tombstone was left.
+var releaseScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then
+  redis.call('ZADD', KEYS[4], ARGV[7], 't' .. ARGV[1])
+  return 0
+end
+local function give(key, field, delta)
+  if redis.call('HEXISTS', key, field) == 1 and redis.call('HINCRBY', key, field, delta) < 0 then
+    redis.call('HSET', key, field, 0)
+  end
+end
+give(KEYS[2], ARGV[2], -1)
+give(KEYS[3], ARGV[2], ARGV[5])
+local u = redis.call('HMGET', KEYS[1], 'd', 'm')
+if u[1] == ARGV[3] then
+  give(KEYS[1], 'dt', ARGV[5])
+  give(KEYS[1], 'dc', ARGV[6])
+end
+if u[2] == ARGV[4] then
+  give(KEYS[1], 'mc', ARGV[6])
+end
+if redis.call('HGET', KEYS[5], 'm') == ARGV[4] then
+  give(KEYS[5], 'mc', ARGV[6])
+end
 return 1
 `)
 

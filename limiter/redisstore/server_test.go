@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,6 +121,25 @@ func (s *redisServer) Stop() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
 	s.cmd = nil
+}
+
+// Pause stops the server's process (SIGSTOP): it answers nothing, but calls it received stay
+// in its sockets and run on Resume.
+func (s *redisServer) Pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.tb.Fatal(err)
+	}
+}
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *redisServer) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		s.tb.Fatal(err)
+	}
 }
 
 // ping sends a PING over a raw connection, to tell when the server is up without a client.

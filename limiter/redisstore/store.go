@@ -144,10 +144,19 @@ func (s *Store) Reserve(ctx context.Context, now time.Time, req limiter.Request)
 		wall, wall+s.opts.ConcurrencyLease.Milliseconds(), wall-settleGrace.Milliseconds(),
 		s.counterTTL, s.windowTTL, s.inflightTTL, windowSecond(now),
 	).Int64Slice()
+	if err == nil && len(v) == 1 && v[0] == -2 {
+		// Released before it ran: only a retry of a call given up on gets here.
+		return limiter.Reservation{}, limiter.Decision{}, unavailable(errors.New("the reservation was released before it ran"))
+	}
 	if err == nil && !(len(v) == 1 && v[0] == -1 || len(v) == 6 && v[0] >= 0 && v[0] < int64(len(refusedLimits))) {
 		err = fmt.Errorf("unexpected reply %v from the reserve script", v)
 	}
 	if err != nil {
+		if mayHaveRun(err) {
+			// The script may have reserved after the call gave up (Redis paused with it in its
+			// socket): undo it by id once Redis answers, or it holds a slot for the lease.
+			s.queueRelease(limiter.Reservation{Request: req, At: now, ID: id})
+		}
 		return s.reserveFailed(ctx, now, req, err)
 	}
 
@@ -191,6 +200,37 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// mayHaveRun reports whether a failed script call may still have run: Redis answered nothing
+// (a timeout, a dropped connection, a context that ended) or something unexpected. An error
+// reply means it did not run, or ran to a refusal.
+func mayHaveRun(err error) bool {
+	var reply redis.Error
+	return !errors.As(err, &reply)
+}
+
+// tombstoneLife is how long a release that found no reservation refuses a late reserve of it.
+const tombstoneLife = 10 * time.Minute
+
+// queueRelease queues res to be released in the background.
+func (s *Store) queueRelease(res limiter.Reservation) {
+	if !s.retries.push(pendingSettle{res: res, release: true}) {
+		s.logger.Error("release queue full: a reservation whose answer was lost stays held until its lease ends",
+			zap.String("project", res.Request.Project))
+	}
+}
+
+// release runs the release script for res.
+func (s *Store) release(ctx context.Context, res limiter.Reservation) error {
+	req := &res.Request
+	k := s.userKeys(req.Project, req.User, req.Session)
+	// Scored below any lease (never in flight), and past the point where reserve forgets ended
+	// leases once tombstoneLife has gone by.
+	tombstone := time.Now().Add(tombstoneLife - settleGrace).UnixMilli()
+	return releaseScript.Run(ctx, s.client, k[:keyRevUser],
+		res.ID, windowSecond(res.At), dayOf(res.At), monthOf(res.At), -req.Tokens, -int64(req.Cost), tombstone,
+	).Err()
 }
 
 // Settle implements limiter.Store in one round trip. When Redis cannot take it, it is queued
