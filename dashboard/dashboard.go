@@ -5,6 +5,14 @@
 // It is a plain net/http handler and does not import Caddy; the behest module mounts it at
 // dashboard_path. Use it only behind the gateway that serves the usage and revoke endpoints the
 // Config names: the page holds no data of its own.
+//
+// Elements tests can rely on (data-testid): api-key, sign-in, sign-out, error (the one place
+// errors are shown, moved next to what failed), month-spend (the amount as text, the exact
+// figure in data-usd), budget (empty without one), budget-percent, spend-chart, export-csv,
+// export-group, month-prev, month-next, refresh, top-users, top-orgs, top-sessions and
+// top-models (tables whose body rows carry data-key), revoke (a row's button), revoke-dialog,
+// confirm-revoke, cancel-revoke, revoke-result, user-id, show-user, user-usage, user-models,
+// user-sessions, revoke-user, revoke-id, revoke-open, notice.
 package dashboard
 
 import (

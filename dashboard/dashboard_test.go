@@ -380,6 +380,16 @@ func TestPageHasTestIDs(t *testing.T) {
 		{"show-user", "button", ""},
 		{"user-usage", "", ""},
 		{"revoke-user", "button", ""},
+		{"user-models", "table", ""},
+		{"user-sessions", "table", ""},
+		{"revoke-id", "input", ""},
+		{"revoke-open", "button", ""},
+		{"budget-percent", "", ""},
+		{"export-group", "select", ""},
+		{"month-prev", "button", ""},
+		{"month-next", "button", ""},
+		{"refresh", "button", ""},
+		{"notice", "", ""},
 	} {
 		el, ok := ids[tc.id]
 		switch {

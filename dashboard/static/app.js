@@ -85,6 +85,7 @@ async function onSignIn(event) {
   sessionStorage.setItem(KEY_STORAGE, key);
   $('api-key').value = '';
   showDashboard();
+  $('dash-title').focus();
 }
 
 // Loading and drawing the month.
@@ -127,9 +128,8 @@ async function reload() {
 
 function drawRange(r) {
   $('month-label').textContent = r.label;
-  $('range-label').textContent = r.current
-    ? `${fmt.dayLabel(r.from)} – ${fmt.dayLabel(r.to)} (today), UTC`
-    : `${fmt.dayLabel(r.from)} – ${fmt.dayLabel(r.to)}, UTC`;
+  const days = r.from === r.to ? fmt.dayLabel(r.from) : `${fmt.dayLabel(r.from)} – ${fmt.dayLabel(r.to)}`;
+  $('range-label').textContent = `${days}${r.current ? ' (today)' : ''}, UTC`;
   $('month-next').disabled = r.current;
   $('spend-label').textContent = r.current ? 'Spend this month' : `Spend in ${r.label}`;
 }
