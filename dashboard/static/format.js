@@ -3,24 +3,30 @@
 
 const dollars2 = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const dollars4 = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 4, maximumFractionDigits: 4 });
+const tiny = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumSignificantDigits: 2, maximumSignificantDigits: 2 });
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const short = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
 
 /**
- * usd formats an amount in dollars. The rule: nothing is "$0.00"; an amount that rounds to
- * under $1 at four decimals gets four ("$0.0011"), so the tiny spend of a new project or a test
- * is visible; anything else gets two ("$1,234.56").
+ * usd formats an amount in dollars. The rule: nothing is "$0.00"; from $1 up, two decimals
+ * ("$1,234.56"); under $1, four ("$0.0011", "$0.5000"), so the small spend of a new project is
+ * visible; under a tenth of a cent, two significant digits ("$0.00015", "$0.0000090"), because a
+ * test request of a few tokens costs millionths of a dollar and must not read as nothing.
  */
 export function usd(amount) {
   const v = Number(amount) || 0;
   if (v === 0) return dollars2.format(0);
-  return Math.abs(Math.round(v * 1e4) / 1e4) < 1 ? dollars4.format(v) : dollars2.format(v);
+  const r4 = Math.abs(Math.round(v * 1e4) / 1e4);
+  if (r4 >= 1) return dollars2.format(v);
+  if (Math.abs(v) >= 0.001) return dollars4.format(v);
+  return tiny.format(v);
 }
 
 /** usdTick formats a chart axis value with as many decimals as the tick step needs. */
 export function usdTick(amount, step) {
   let decimals = 0;
-  while (decimals < 6 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-9) decimals++;
+  while (decimals < 8 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-9) decimals++;
+  if (decimals === 1) decimals = 2; // "$2.50", not "$2.5"
   return new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: decimals, maximumFractionDigits: decimals }).format(amount);
 }
 
