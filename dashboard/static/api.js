@@ -117,7 +117,9 @@ async function errorOf(res, url) {
     case res.status === 404 && !code:
       return new ApiError(404, 'not_found', `The gateway has no endpoint at ${path}: check its usage_path and revoke_path.`);
     case res.status === 429 || res.status === 503:
-      return new ApiError(res.status, code, `The gateway is busy or cannot reach its store right now${message ? ` (${message})` : ''}. Try again in a moment.`);
+      return new ApiError(res.status, code, message
+        ? `The gateway could not answer (${res.status}): ${message}`
+        : 'The gateway is busy or cannot reach its store right now. Try again in a moment.');
     default:
       return new ApiError(res.status, code,
         `The gateway answered ${res.status}${code ? ` (${code})` : ''}${message ? `: ${message}` : ` at ${path}.`}`);

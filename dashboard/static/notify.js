@@ -11,7 +11,6 @@ export function showError(message, slotId) {
   $(slotId).append(el);
   el.textContent = message;
   el.hidden = false;
-  el.classList.toggle('toast', slotId === 'toast-error-slot');
 }
 
 /** hideError empties and hides the error element. */
