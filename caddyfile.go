@@ -156,18 +156,28 @@ func parseProject(d *caddyfile.Dispenser) (*Project, error) {
 			p.CostPerMonth = v
 		case "price":
 			args := d.RemainingArgs()
-			if len(args) != 3 {
-				return nil, d.Errf("price: expected <model> <usd per 1M input tokens> <usd per 1M output tokens>, got %d values", len(args))
+			if len(args) < 3 || len(args) > 5 {
+				return nil, d.Errf("price: expected <model> <input> <output> [<cached input> [<cache write>]] in USD per 1M tokens, got %d values", len(args))
 			}
-			in, err1 := strconv.ParseFloat(args[1], 64)
-			out, err2 := strconv.ParseFloat(args[2], 64)
-			if err1 != nil || err2 != nil || in < 0 || out < 0 {
-				return nil, d.Errf("price %s: %q %q: USD amounts like 0.15 0.60 are expected", args[0], args[1], args[2])
+			usd := make([]float64, len(args)-1)
+			for i, a := range args[1:] {
+				v, err := strconv.ParseFloat(a, 64)
+				if err != nil || v < 0 {
+					return nil, d.Errf("price %s: %q: USD amounts per 1M tokens like 0.15 0.60 are expected", args[0], a)
+				}
+				usd[i] = v
 			}
 			if p.Prices == nil {
 				p.Prices = make(map[string]Price)
 			}
-			p.Prices[args[0]] = Price{Input: in, Output: out}
+			pr := Price{Input: usd[0], Output: usd[1]}
+			if len(usd) > 2 {
+				pr.CachedInput = &usd[2]
+			}
+			if len(usd) > 3 {
+				pr.CacheWrite = &usd[3]
+			}
+			p.Prices[args[0]] = pr
 		case "trust":
 			t, err := parseTrust(d)
 			if err != nil {
@@ -264,6 +274,12 @@ func parseTier(d *caddyfile.Dispenser) (*Tier, error) {
 			continue
 		}
 		switch opt {
+		case "models":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Errf("tier %s: models: expected one or more model names or globs, like: models gpt-4o-mini claude-haiku-*", t.Name)
+			}
+			t.Models = append(t.Models, args...)
 		case "cost_per_day", "cost_per_month":
 			v, err := usdArg(d, opt)
 			if err != nil {

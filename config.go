@@ -75,12 +75,21 @@ type Tier struct {
 	// MaxInputTokens is the prompt reserved for a request whose prompt its body does not bound
 	// (previous_response_id, conversation, files or images by reference); default 128000.
 	MaxInputTokens int64 `json:"max_input_tokens,omitempty"`
+	// Models, when set, are the only models the tier may use: names, or globs where * matches
+	// any run of characters ("claude-haiku-*"). A request for another model is refused (403
+	// model_not_allowed) before anything is reserved.
+	Models []string `json:"models,omitempty"`
 }
 
 // Price is what a model costs, in USD per 1M tokens.
 type Price struct {
 	Input  float64 `json:"input"`
 	Output float64 `json:"output"`
+	// CachedInput is the price of input read from the provider's prompt cache (default: Input).
+	CachedInput *float64 `json:"cached_input,omitempty"`
+	// CacheWrite is the price of input written to the prompt cache, as Anthropic charges it
+	// (default: Input).
+	CacheWrite *float64 `json:"cache_write,omitempty"`
 }
 
 // storeConfig is the JSON of the store guest module.

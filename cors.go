@@ -2,25 +2,49 @@ package behest
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/behest/caddy-behest/meter"
 )
 
-// corsPolicy answers browsers for the projects' cors_origins, so the OpenAI SDK works from a web
-// page (dangerouslyAllowBrowser) with a gateway token.
+// corsPolicy answers browsers for the projects' cors_origins, so each official SDK works from a
+// web page (dangerouslyAllowBrowser) with a gateway token.
 type corsPolicy struct {
 	// anyProject holds every project's origins: before a token is verified (preflights, 401s)
 	// the project is not known yet.
 	anyProject map[string]struct{}
+	// headers are the request headers a page may send: every dialect's SDK's, and ours;
+	// prefixes are those given as "x-stainless-*".
+	headers  map[string]struct{}
+	prefixes []string
 }
 
+// gatewayRequestHeaders are the request headers of the gateway's own: the session a client
+// names.
+var gatewayRequestHeaders = []string{"x-session-id"}
+
 func newCORSPolicy(projects map[string]*project) corsPolicy {
-	c := corsPolicy{anyProject: make(map[string]struct{})}
+	c := corsPolicy{anyProject: make(map[string]struct{}), headers: make(map[string]struct{})}
 	for _, p := range projects {
 		for o := range p.origins {
 			c.anyProject[o] = struct{}{}
 		}
+	}
+	names := slices.Clone(gatewayRequestHeaders)
+	for _, d := range meter.Dialects() {
+		names = append(names, d.RequestHeaders()...)
+	}
+	for _, n := range names {
+		if prefix, ok := strings.CutSuffix(n, "*"); ok {
+			if !slices.Contains(c.prefixes, prefix) {
+				c.prefixes = append(c.prefixes, prefix)
+			}
+			continue
+		}
+		c.headers[n] = struct{}{}
 	}
 	return c
 }
@@ -34,18 +58,17 @@ const (
 	corsMaxAge = "600"
 )
 
-// corsRequestHeaders are the request headers a page may send: the OpenAI SDK's, and ours.
-var corsRequestHeaders = map[string]struct{}{
-	"authorization": {}, "content-type": {}, "accept": {}, "x-session-id": {},
-	"openai-organization": {}, "openai-project": {}, "openai-beta": {}, "idempotency-key": {},
-}
-
-func allowedRequestHeader(name string) bool {
+func (c corsPolicy) allowedRequestHeader(name string) bool {
 	name = strings.ToLower(strings.TrimSpace(name))
-	if _, ok := corsRequestHeaders[name]; ok {
+	if _, ok := c.headers[name]; ok {
 		return true
 	}
-	return strings.HasPrefix(name, "x-stainless-")
+	for _, p := range c.prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // origin returns the request's Origin when p (or, when p is nil, any project) allows it.
@@ -91,7 +114,7 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	var allowed []string
 	for _, line := range r.Header.Values("Access-Control-Request-Headers") {
 		for _, name := range strings.Split(line, ",") {
-			if name = strings.TrimSpace(name); name != "" && allowedRequestHeader(name) {
+			if name = strings.TrimSpace(name); name != "" && h.cors.allowedRequestHeader(name) {
 				allowed = append(allowed, strings.ToLower(name))
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/behest/caddy-behest/limiter"
+	"github.com/behest/caddy-behest/meter"
 	"github.com/behest/caddy-behest/verifier"
 )
 
@@ -70,20 +71,15 @@ func toAPIError(err error) *apiError {
 		message: "The gateway failed to handle the request."}
 }
 
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    string  `json:"code"`
-}
-
-// writeError answers with err as the contract's JSON error. p is the caller's project when it is
-// known (for CORS). It returns nil: the response is complete.
+// writeError answers a request to the gateway's own endpoints with err, in the OpenAI shape.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, p *project, err error) error {
+	return h.writeErrorAs(w, r, meter.OpenAI, p, err)
+}
+
+// writeErrorAs answers with err as the contract's error in dialect d's shape: the status, code
+// and headers are decided here, once, for every dialect. p is the caller's project when it is
+// known (for CORS). It returns nil: the response is complete.
+func (h *Handler) writeErrorAs(w http.ResponseWriter, r *http.Request, d meter.Dialect, p *project, err error) error {
 	ae := toAPIError(err)
 	if ae.status >= 500 {
 		h.logger.Error("request failed", zap.String("path", r.URL.Path), zap.Int("status", ae.status), zap.Error(err))
@@ -108,15 +104,17 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, p *project,
 	if ae.noRetry {
 		hdr.Set("x-should-retry", "false")
 	}
-	writeJSON(w, ae.status, errorBody{Error: errorDetail{Message: ae.message, Type: ae.typ, Param: nullable(ae.param), Code: ae.code}})
+	body := d.ErrorBody(meter.Error{Status: ae.status, Code: ae.code, Type: ae.typ, Param: ae.param, Message: ae.message})
+	writeBody(w, ae.status, body)
 	return nil
 }
 
-func nullable(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
+// writeBody answers with a JSON body and a trailing newline.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -124,8 +122,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		status, body = http.StatusInternalServerError, []byte(`{"error":{"message":"encoding failed","type":"server_error","param":null,"code":"internal_error"}}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	writeBody(w, status, body)
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -11,23 +12,26 @@ import (
 	"github.com/behest/caddy-behest/meter"
 )
 
-// meterWriter passes the provider's response through unbuffered while a meter.Parser reads its
-// usage, and puts the gateway's own rate-limit and CORS headers over the provider's.
+// meterWriter passes the provider's response through unbuffered while the dialect's parser reads
+// its usage, and puts the gateway's own rate-limit and CORS headers over the provider's.
 type meterWriter struct {
 	*caddyhttp.ResponseWriterWrapper
+	route  meter.Route
 	origin string
 	rl     rateLimit
 	status int
-	parser *meter.Parser
+	parser meter.Parser
 }
 
-// providerHeaders are response headers the provider may send that describe its account with the
-// gateway's key, not the end user's limits: they are replaced, never passed on.
-var providerHeaders = []string{
-	"X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests",
-	"X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens",
-	"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Expose-Headers",
-}
+// providerHeaderPrefixes start the response headers a provider sends that describe its account
+// with the gateway's key, not the end user's limits (OpenAI's x-ratelimit-*, Anthropic's
+// anthropic-ratelimit-*): they are replaced, never passed on; so are its CORS headers.
+var (
+	providerHeaders = []string{
+		"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Expose-Headers",
+	}
+	providerHeaderPrefixes = []string{"X-Ratelimit-", "Anthropic-Ratelimit-"}
+)
 
 func (mw *meterWriter) WriteHeader(status int) {
 	if status < 200 {
@@ -42,9 +46,16 @@ func (mw *meterWriter) WriteHeader(status int) {
 	for _, name := range providerHeaders {
 		hdr.Del(name)
 	}
+	for name := range hdr {
+		for _, p := range providerHeaderPrefixes {
+			if strings.HasPrefix(name, p) {
+				delete(hdr, name)
+			}
+		}
+	}
 	mw.rl.apply(hdr)
 	setCORSHeaders(hdr, mw.origin)
-	mw.parser = meter.NewParser(hdr.Get("Content-Type"))
+	mw.parser = mw.route.Dialect.NewParser(mw.route, hdr.Get("Content-Type"))
 	mw.ResponseWriter.WriteHeader(status)
 }
 

@@ -276,9 +276,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveUsage(w, r)
 	}
 
+	// The API the request speaks is told once; its SDK gets every answer in its shape.
+	rt, routeErr := route(r)
+	d := rt.Dialect
 	id, err := h.authenticate(r)
 	if err != nil {
-		return h.writeError(w, r, nil, err)
+		return h.writeErrorAs(w, r, d, nil, err)
 	}
 	p := h.projects[id.ProjectID]
 	if id.TierUnknown {
@@ -289,14 +292,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.cors.allow(w, r, p)
 	sid := sessionID(id, r)
 	if !validSessionID(sid) {
-		return h.writeError(w, r, p, badRequest("invalid_session_id", "X-Session-Id",
+		return h.writeErrorAs(w, r, d, p, badRequest("invalid_session_id", "X-Session-Id",
 			"X-Session-Id must be at most 128 printable ASCII characters without spaces."))
 	}
 	setIdentity(r, id, sid)
 	if r.URL.Path == h.MePath {
 		return h.serveMe(w, r, p, id, sid)
 	}
-	return h.proxy(w, r, next, p, id, sid)
+	if routeErr != nil {
+		return h.writeErrorAs(w, r, d, p, routeErr)
+	}
+	return h.proxy(w, r, next, rt, p, id, sid)
 }
 
 // StoreProvider is implemented by store guest modules.

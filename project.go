@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/behest/caddy-behest/limiter"
+	"github.com/behest/caddy-behest/meter"
 )
 
 const (
@@ -46,14 +47,66 @@ type tier struct {
 	costBudget bool
 	// bounded: some token or cost limit applies, so every request needs an output cap.
 	bounded bool
+	// models is the allowlist (nil: every model).
+	models []modelGlob
+}
+
+// allowsModel reports whether the tier may use model.
+func (t *tier) allowsModel(model string) bool {
+	if t.models == nil {
+		return true
+	}
+	for _, g := range t.models {
+		if g.match(model) {
+			return true
+		}
+	}
+	return false
+}
+
+// modelGlob is a model name where * matches any run of characters, split at the stars.
+type modelGlob []string
+
+func compileGlob(pattern string) modelGlob { return strings.Split(pattern, "*") }
+
+// match reports whether s is the glob's first part, then each middle part in order, then its
+// last part: the leftmost match of each middle part leaves the most room for the rest.
+func (g modelGlob) match(s string) bool {
+	if len(g) == 1 {
+		return s == g[0]
+	}
+	first, last := g[0], g[len(g)-1]
+	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
+		return false
+	}
+	s = s[len(first) : len(s)-len(last)]
+	for _, part := range g[1 : len(g)-1] {
+		i := strings.Index(s, part)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(part):]
+	}
+	return true
 }
 
 // price is a model's price in Nanos per 1M tokens (exact for prices with up to 6 decimals).
-type price struct{ input, output int64 }
+type price struct{ input, output, cachedInput, cacheWrite int64 }
 
-// cost is what in and out tokens cost at p, rounded up.
+// cost is what in input and out output tokens cost at p at most (the full input price),
+// rounded up: what a request reserves.
 func (p price) cost(in, out int64) limiter.Nanos {
 	return limiter.Nanos(perMillion(in, p.input) + perMillion(out, p.output))
+}
+
+// usageCost is what a response's usage costs at p, rounded up: cached input at the cached
+// price, cache writes at the cache-write price, the rest of the input at the input price.
+func (p price) usageCost(u meter.Usage) limiter.Nanos {
+	cached := min(max(u.CachedInputTokens, 0), u.InputTokens)
+	written := min(max(u.CacheWriteTokens, 0), u.InputTokens-cached)
+	plain := u.InputTokens - cached - written
+	return limiter.Nanos(perMillion(plain, p.input) + perMillion(cached, p.cachedInput) +
+		perMillion(written, p.cacheWrite) + perMillion(u.OutputTokens, p.output))
 }
 
 // perMillion is ceil(tokens*nanosPerMillion/1e6) without overflow for prices up to
@@ -130,7 +183,20 @@ func compileProject(p *Project) (*project, error) {
 		if err != nil {
 			return nil, fmt.Errorf("price %s: output %w", model, err)
 		}
-		cp.prices[model] = price{input: in, output: out}
+		compiled := price{input: in, output: out, cachedInput: in, cacheWrite: in}
+		for _, f := range [...]struct {
+			name string
+			usd  *float64
+			dst  *int64
+		}{{"cached_input", pr.CachedInput, &compiled.cachedInput}, {"cache_write", pr.CacheWrite, &compiled.cacheWrite}} {
+			if f.usd == nil {
+				continue
+			}
+			if *f.dst, err = pricePerMillion(*f.usd); err != nil {
+				return nil, fmt.Errorf("price %s: %s %w", model, f.name, err)
+			}
+		}
+		cp.prices[model] = compiled
 	}
 	for i, t := range p.Tiers {
 		if t == nil || t.Name == "" {
@@ -195,6 +261,12 @@ func compileTier(t *Tier) (*tier, error) {
 		},
 		maxOutput: t.MaxOutputTokens,
 		maxInput:  t.MaxInputTokens,
+	}
+	for _, m := range t.Models {
+		if m == "" {
+			return nil, fmt.Errorf("models: an empty model name")
+		}
+		ct.models = append(ct.models, compileGlob(m))
 	}
 	if ct.maxInput == 0 {
 		ct.maxInput = defaultInputFloor

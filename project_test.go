@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/behest/caddy-behest/limiter"
+	"github.com/behest/caddy-behest/meter"
 )
 
 func TestPriceOf(t *testing.T) {
@@ -138,26 +139,51 @@ func TestBearerTokenAndSessionID(t *testing.T) {
 
 func nopLogger() *zap.Logger { return zap.NewNop() }
 
-func TestIsModelsListing(t *testing.T) {
-	for _, tc := range []struct {
-		method, path string
-		want         bool
-	}{
-		{"GET", "/v1/models", true},
-		{"GET", "/v1/models/gpt-4o-mini", true},
-		{"GET", "/openai/v1/models", true},
-		{"HEAD", "/v1/models", true},
-		{"POST", "/v1/models", false},
-		{"DELETE", "/v1/models/ft:gpt-4o:org", false},
-		{"GET", "/v1/files/models", false},
-		{"GET", "/v1/models/x/y", false},
-		{"GET", "/v1/models/..", false},
-		{"GET", "/v1/chat/completions", false},
-		{"GET", "/v1/files", false},
+// TestUsageCostCachedPrices: cached input is charged at the cached price, Anthropic cache
+// writes at the cache-write price, the rest of the input at the input price; both default to the
+// input price, and a reservation always uses the full input price.
+func TestUsageCostCachedPrices(t *testing.T) {
+	cached, write := 0.10, 1.25
+	p, err := compileProject(&Project{ID: "p", Tenant: "t", Prices: map[string]Price{
+		"claude": {Input: 1, Output: 5, CachedInput: &cached, CacheWrite: &write},
+		"plain":  {Input: 1, Output: 5},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := meter.Usage{InputTokens: 1_000_000 + 2_000_000 + 4_000_000, CachedInputTokens: 2_000_000, CacheWriteTokens: 4_000_000, OutputTokens: 1_000_000}
+	if got, want := p.prices["claude"].usageCost(u), limiter.USD(1*1+0.10*2+1.25*4+5*1); got != want {
+		t.Errorf("claude: usageCost = %d, want %d", got, want)
+	}
+	if got, want := p.prices["plain"].usageCost(u), limiter.USD(7*1+5*1); got != want {
+		t.Errorf("plain: usageCost = %d, want %d (cached and writes at the input price)", got, want)
+	}
+	if got, want := p.prices["claude"].cost(u.InputTokens, u.OutputTokens), limiter.USD(7*1+5*1); got != want {
+		t.Errorf("claude: reservation cost = %d, want %d (the full input price)", got, want)
+	}
+	// Counts that do not add up are bounded by the input: never a negative charge.
+	odd := meter.Usage{InputTokens: 10, CachedInputTokens: 50, CacheWriteTokens: 50}
+	if got := p.prices["claude"].usageCost(odd); got != limiter.Nanos(perMillion(10, 100_000_000)) {
+		t.Errorf("odd counts: usageCost = %d", got)
+	}
+}
+
+func TestModelGlobs(t *testing.T) {
+	tr := &tier{name: "1"}
+	for _, m := range []string{"gpt-4o-mini", "claude-haiku-*", "gemini-*-flash*", "*-nano"} {
+		tr.models = append(tr.models, compileGlob(m))
+	}
+	for model, want := range map[string]bool{
+		"gpt-4o-mini": true, "gpt-4o-mini-2024-07-18": false, "gpt-4o": false,
+		"claude-haiku-4-5": true, "claude-haiku-": true, "claude-sonnet-4-5": false, "xclaude-haiku-4": false,
+		"gemini-2.5-flash": true, "gemini-2.5-flash-lite": true, "gemini-flash": false, "gemini-2.5-pro": false,
+		"gpt-5-nano": true, "nano": false, "": false,
 	} {
-		r := httptest.NewRequest(tc.method, tc.path, nil)
-		if got := isModelsListing(r); got != tc.want {
-			t.Errorf("%s %s: %v, want %v", tc.method, tc.path, got, tc.want)
+		if got := tr.allowsModel(model); got != want {
+			t.Errorf("allowsModel(%q) = %v, want %v", model, got, want)
 		}
+	}
+	if !(&tier{}).allowsModel("anything") {
+		t.Error("a tier without models refused a model")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,67 +41,61 @@ const settleTimeout = 5 * time.Second
 // errNotServed refuses what the gateway cannot meter, or what would show one user the data every
 // user of the provider key shares (stored completions, files, responses by id).
 var errNotServed = &apiError{status: http.StatusForbidden, typ: "invalid_request_error", code: "permission_denied",
-	message: "This endpoint is not served to end-user tokens: the gateway serves POST chat/completions, " +
-		"completions, responses and embeddings, and GET models."}
+	message: "This endpoint is not served to end-user tokens: the gateway serves the model calls it can meter " +
+		"(OpenAI chat/completions, completions, responses and embeddings; Anthropic messages; Gemini generateContent, " +
+		"streamGenerateContent, embedContent and batchEmbedContents), token counts and model listings."}
 
-// isModelsListing is GET …/v1/models or …/v1/models/<id>: free, and shows nothing of other users.
-func isModelsListing(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.Header.Get("Upgrade") != "" {
-		return false
+// route tells which API a model request speaks and what it is, once: its dialect shapes every
+// answer from here on. A path the gateway and the provider could read two ways is an error.
+func route(r *http.Request) (meter.Route, error) {
+	if err := meter.CheckPath(r.URL.EscapedPath()); err != nil {
+		return meter.Route{Dialect: meter.OpenAI}, requestError(err)
 	}
-	m := modelsPath.FindStringSubmatch(r.URL.Path)
-	return m != nil && m[1] != "/." && m[1] != "/.."
+	rt, err := meter.Recognize(r)
+	if err != nil {
+		return rt, requestError(err)
+	}
+	return rt, nil
 }
-
-// modelsPath matches the models endpoints under an API version segment (/v1, /openai/v1).
-var modelsPath = regexp.MustCompile(`(?:^|/)v\d+[a-z0-9]*/models(/[^/]+)?$`)
 
 // admission is what proxy reserved for a request, to settle it afterwards.
 type admission struct {
-	metered   bool // a model request whose response carries usage
-	model     string
-	prompt    int64 // worst-case input tokens
-	output    int64 // worst-case output tokens
-	cost      limiter.Nanos
-	streaming bool
+	metered bool // a model request whose response carries usage
+	model   string
+	prompt  int64 // worst-case input tokens
+	output  int64 // worst-case output tokens
+	cost    limiter.Nanos
 }
 
 // proxy admits a verified request against its limits, passes it on, meters the response and
 // settles the reservation with what the provider reported.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
-	p *project, id *verifier.Identity, sid string) error {
+	rt meter.Route, p *project, id *verifier.Identity, sid string) error {
 	t := p.tierOf(id.Tier)
-	// One reading of a request: the path metered is the path the provider receives.
-	if err := meter.CheckPath(r.URL.EscapedPath()); err != nil {
-		return h.writeError(w, r, p, requestError(err))
-	}
-	ep, err := meter.EndpointOf(r.URL.Path)
-	if err != nil {
-		return h.writeError(w, r, p, requestError(err))
-	}
 	var adm admission
-	switch {
-	case r.Method == http.MethodPost && ep != meter.Other:
-		if adm, err = h.prepareBody(r, p, t); err != nil {
-			return h.writeError(w, r, p, err)
+	switch rt.Kind {
+	case meter.Metered:
+		var err error
+		if adm, err = h.prepareBody(r, rt, p, t); err != nil {
+			return h.writeErrorAs(w, r, rt.Dialect, p, err)
 		}
-	case isModelsListing(r):
+	case meter.Free:
 	default:
-		return h.writeError(w, r, p, errNotServed)
+		return h.writeErrorAs(w, r, rt.Dialect, p, errNotServed)
 	}
 
 	req := h.limitRequest(p, t, id, sid, adm.model, adm.prompt+adm.output, adm.cost)
 	res, dec, err := h.store.Reserve(r.Context(), h.now(), req)
 	if err != nil {
-		return h.writeError(w, r, p, err)
+		return h.writeErrorAs(w, r, rt.Dialect, p, err)
 	}
 	if dec.Revoked {
-		return h.writeError(w, r, p, errRevoked)
+		return h.writeErrorAs(w, r, rt.Dialect, p, errRevoked)
 	}
 	rl := rateLimitHeaders(t, dec)
 	rl.apply(w.Header())
 	if !dec.Allowed {
-		return h.writeError(w, r, p, refusal(dec))
+		return h.writeErrorAs(w, r, rt.Dialect, p, refusal(dec))
 	}
 
 	metrics.requests.WithLabelValues(p.id, "ok").Inc()
@@ -110,7 +103,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// can still compress for the client.
 	r.Header.Del("Accept-Encoding")
 	mw := &meterWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		origin: h.cors.origin(r, p), rl: rl}
+		route: rt, origin: h.cors.origin(r, p), rl: rl}
 	defer func() {
 		// Settle even when next panics: the concurrency slot must always be freed.
 		used := h.usageOf(r, p, mw, adm)
@@ -127,7 +120,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 // prepareBody reads a model request's body, bounds its worst case and rewrites it so the
 // provider honours that bound and reports its usage.
-func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, error) {
+func (h *Handler) prepareBody(r *http.Request, rt meter.Route, p *project, t *tier) (admission, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
 	if err != nil {
 		return admission{}, badRequest("invalid_request", "", "The request body could not be read.")
@@ -136,21 +129,24 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 		return admission{}, &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error",
 			code: "request_too_large", message: "The request body is over " + strconv.FormatInt(h.MaxRequestBody, 10) + " bytes."}
 	}
-	info, err := meter.Inspect(r.URL.Path, body)
+	info, err := rt.Dialect.Inspect(rt, body)
 	if err != nil {
 		return admission{}, requestError(err)
 	}
 	if len(info.Model) > maxModelName {
 		return admission{}, badRequest("invalid_request", "model", "model must be at most 256 bytes.")
 	}
-	adm := admission{metered: true, model: info.Model, prompt: int64(len(body)), streaming: info.Stream}
+	if !t.allowsModel(info.Model) {
+		return admission{}, modelNotAllowed(info.Model, t)
+	}
+	adm := admission{metered: true, model: info.Model, prompt: int64(len(body))}
 	if info.IndirectInput {
 		// Stored context or content by reference: the body's size bounds nothing.
 		adm.prompt = max(adm.prompt, t.maxInput)
 	}
 	var setCap int64
 	switch {
-	case info.Endpoint == meter.Embeddings:
+	case info.NoOutput:
 	case info.HasMaxOutput:
 		if t.maxOutput > 0 && info.MaxOutput > t.maxOutput {
 			return admission{}, badRequest("max_tokens_exceeded", info.MaxOutputField,
@@ -176,7 +172,7 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 	} else {
 		h.logUnpriced(p, info.Model)
 	}
-	out, err := meter.Rewrite(body, info, setCap, info.Stream && p.streamUsage)
+	out, err := rt.Dialect.Rewrite(body, info, setCap, info.Stream && p.streamUsage)
 	if err != nil {
 		return admission{}, requestError(err)
 	}
@@ -184,6 +180,15 @@ func (h *Handler) prepareBody(r *http.Request, p *project, t *tier) (admission, 
 	r.ContentLength = int64(len(out))
 	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	return adm, nil
+}
+
+// modelNotAllowed refuses a model outside the tier's allowlist.
+func modelNotAllowed(model string, t *tier) *apiError {
+	msg := "The model " + strconv.Quote(model) + " is not allowed for tier " + t.name + "."
+	if model == "" {
+		msg = "The request names no model, and tier " + t.name + " allows only some."
+	}
+	return &apiError{status: http.StatusForbidden, typ: "invalid_request_error", code: "model_not_allowed", message: msg}
 }
 
 // logOnce logs msg once per key, for at most maxLoggedOnce keys: the keys come from requests.
@@ -226,7 +231,7 @@ func (h *Handler) usageOf(r *http.Request, p *project, mw *meterWriter, adm admi
 		}
 		var cost limiter.Nanos
 		if priced {
-			cost = pr.cost(u.InputTokens, u.OutputTokens)
+			cost = pr.usageCost(u)
 		}
 		return limiter.Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, Cost: cost}
 	}

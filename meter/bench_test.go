@@ -27,7 +27,7 @@ func BenchmarkParserChatStream(b *testing.B) {
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	for b.Loop() {
-		p := NewParser("text/event-stream")
+		p := newOpenAIParser("text/event-stream")
 		for _, e := range events {
 			p.Write(e)
 		}
@@ -43,7 +43,7 @@ func BenchmarkParserEmbeddingsJSON(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		p := NewParser("application/json")
+		p := newOpenAIParser("application/json")
 		for data := body; len(data) > 0; {
 			n := min(32<<10, len(data))
 			p.Write(data[:n])

@@ -47,11 +47,11 @@ func FuzzRewrite(f *testing.F) {
 	f.Add("/v1/completions", []byte(`{}`), int64(1), true)
 	f.Add("/v1/responses", []byte(`{"input":[{"role":"user","content":"{\"max_output_tokens\":1}"}]}`), int64(99), false)
 	f.Fuzz(func(t *testing.T, path string, body []byte, setMax int64, includeUsage bool) {
-		info, err := Inspect(path, body)
+		info, err := openAIInspect(path, body)
 		if err != nil {
 			return
 		}
-		out, err := Rewrite(body, info, setMax, includeUsage)
+		out, err := openAIRewrite(body, info, setMax, includeUsage)
 		if err != nil {
 			return // only a stream_options that is not an object
 		}
@@ -64,7 +64,7 @@ func FuzzRewrite(f *testing.F) {
 		if !json.Valid(out) {
 			t.Fatalf("Rewrite made invalid JSON from %q: %q", body, out)
 		}
-		after, err := Inspect(path, out)
+		after, err := openAIInspect(path, out)
 		if err != nil {
 			t.Fatalf("Inspect after Rewrite: %v\nbody %q\nout  %q", err, body, out)
 		}
@@ -81,7 +81,7 @@ func FuzzRewrite(f *testing.F) {
 				t.Fatalf("include_usage not set (%v): %q", err, out)
 			}
 		}
-		if again, err := Rewrite(out, after, setMax, includeUsage); err != nil || !bytes.Equal(again, out) {
+		if again, err := openAIRewrite(out, after, setMax, includeUsage); err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("second Rewrite changed %q to %q (%v)", out, again, err)
 		}
 	})

@@ -8,45 +8,6 @@ import (
 	"unicode/utf8"
 )
 
-func TestEndpointOfSuffixes(t *testing.T) {
-	tests := []struct {
-		path    string
-		want    Endpoint
-		badCase bool
-	}{
-		{"/v1/chat/completions", ChatCompletions, false},
-		{"/openai/v1/chat/completions", ChatCompletions, false},
-		{"/openai/deployments/gpt-4o/chat/completions", ChatCompletions, false},
-		{"/chat/completions", ChatCompletions, false},
-		{"/v1/completions", Completions, false},
-		{"/v1/responses", Responses, false},
-		{"/api/openai/v1/responses", Responses, false},
-		{"/v1/embeddings", Embeddings, false},
-		{"/v1/models", Other, false},
-		{"/v1/chat/completions/chatcmpl-123/messages", Other, false},
-		{"/v1/responses/resp_123", Other, false},
-		{"/v1/xcompletions", Other, false},
-		{"/v1/chat/completionsx", Other, false},
-		{"", Other, false},
-		{"/", Other, false},
-		// Another case than the API's: refused, not metered as whatever suffix matches.
-		{"/v1/CHAT/completions", Other, true},
-		{"/v1/Chat/Completions", Other, true},
-		{"/v1/EMBEDDINGS", Other, true},
-		{"/V1/chat/completions", ChatCompletions, false}, // the prefix is the Caddyfile's business
-		{"/v1/IMAGES/generations", Other, false},
-	}
-	for _, tt := range tests {
-		got, err := EndpointOf(tt.path)
-		if got != tt.want || (err != nil) != tt.badCase {
-			t.Errorf("EndpointOf(%q) = %v, %v; want %v, case error %v", tt.path, got, err, tt.want, tt.badCase)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidRequest) {
-			t.Errorf("EndpointOf(%q): %v is not an ErrInvalidRequest", tt.path, err)
-		}
-	}
-}
-
 func TestCheckPath(t *testing.T) {
 	for _, tt := range []struct {
 		path string
@@ -153,7 +114,7 @@ func TestInspectFields(t *testing.T) {
 			RequestInfo{Endpoint: Responses, Model: "gpt-4.1", Choices: 1}},
 		{"embeddings", "/v1/embeddings",
 			`{"model":"text-embedding-3-small","input":["a","b"],"max_tokens":5}`,
-			RequestInfo{Endpoint: Embeddings, Model: "text-embedding-3-small", Choices: 1}},
+			RequestInfo{Endpoint: Embeddings, NoOutput: true, Model: "text-embedding-3-small", Choices: 1}},
 		{"other endpoint: body not read", "/v1/audio/speech",
 			`not json at all`,
 			RequestInfo{Endpoint: Other, Choices: 1}},
@@ -163,7 +124,7 @@ func TestInspectFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Inspect(tt.path, []byte(tt.body))
+			got, err := openAIInspect(tt.path, []byte(tt.body))
 			if err != nil {
 				t.Fatalf("Inspect: %v", err)
 			}
@@ -212,7 +173,7 @@ func TestInspectRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Inspect(tt.path, []byte(tt.body))
+			_, err := openAIInspect(tt.path, []byte(tt.body))
 			if err == nil {
 				t.Fatal("Inspect succeeded, want an error")
 			}
@@ -237,18 +198,9 @@ func TestInspectRejects(t *testing.T) {
 }
 
 func TestInspectErrorMessageIsShort(t *testing.T) {
-	_, err := Inspect("/v1/chat/completions", []byte(`{"max_tokens":"`+strings.Repeat("x", 10000)+`"}`))
+	_, err := openAIInspect("/v1/chat/completions", []byte(`{"max_tokens":"`+strings.Repeat("x", 10000)+`"}`))
 	if err == nil || len(err.Error()) > 120 {
 		t.Fatalf("error = %v, want a short sentence", err)
-	}
-}
-
-func TestEndpointString(t *testing.T) {
-	for e, want := range map[Endpoint]string{Other: "other", ChatCompletions: "chat/completions",
-		Completions: "completions", Responses: "responses", Embeddings: "embeddings", 9: "endpoint(9)"} {
-		if got := e.String(); got != want {
-			t.Errorf("%d.String() = %q, want %q", e, got, want)
-		}
 	}
 }
 
@@ -270,14 +222,14 @@ func TestOutputBound(t *testing.T) {
 		}
 	}
 	// n times many prompts saturates instead of wrapping.
-	info, err := Inspect("/v1/completions", []byte(`{"n":9223372036854775807,"prompt":["a","b"]}`))
+	info, err := openAIInspect("/v1/completions", []byte(`{"n":9223372036854775807,"prompt":["a","b"]}`))
 	if err != nil || info.Choices != math.MaxInt64 {
 		t.Fatalf("Inspect = %+v, %v; want Choices saturated", info, err)
 	}
 }
 
 func TestInspectErrorKeepsUTF8(t *testing.T) {
-	_, err := Inspect("/v1/chat/completions", []byte(`{"model":["`+strings.Repeat("é", 40)+`"]}`))
+	_, err := openAIInspect("/v1/chat/completions", []byte(`{"model":["`+strings.Repeat("é", 40)+`"]}`))
 	if err == nil || !utf8.ValidString(err.Error()) {
 		t.Fatalf("error = %q, want valid UTF-8", err)
 	}

@@ -5,16 +5,19 @@ import "bytes"
 // maxCapture caps a captured top-level value ("usage", "model"); a longer one is dropped.
 const maxCapture = 64 << 10
 
-// maxKey is the longest top-level key worth remembering: the longest one looked for.
-const maxKey = len("usage")
+// maxKey is the longest top-level key worth remembering: longer than any looked for
+// ("usageMetadata").
+const maxKey = 16
 
 // jsonScan follows one JSON document across writes, tracking only nesting depth and string
-// state, and keeps the raw bytes of the top-level "usage" and "model" values. Everything else
-// (megabytes of embedding vectors, a long completion) passes without being kept, and keys named
-// "usage" deeper down (inside messages or tool arguments) are not top-level, so they never count.
+// state, and keeps the raw bytes of two top-level values (keys: the usage and the model, e.g.
+// "usage" and "model"). Everything else (megabytes of embedding vectors, a long completion)
+// passes without being kept, and keys named "usage" deeper down (inside messages or tool
+// arguments) are not top-level, so they never count.
 type jsonScan struct {
-	depth     int  // containers open; the top-level object's members are at depth 1
-	done      bool // the document ended, or is not an object: ignore the rest
+	keys      [2]string // the top-level keys whose values are kept
+	depth     int       // containers open; the top-level object's members are at depth 1
+	done      bool      // the document ended, or is not an object: ignore the rest
 	inStr     bool
 	esc       bool // the last byte in a string was a backslash
 	expectKey bool // at depth 1, the next string is a key
@@ -167,9 +170,9 @@ func (s *jsonScan) startValue() {
 		return
 	}
 	switch string(s.key[:s.keyLen]) {
-	case "usage":
+	case s.keys[0]:
 		s.target = &s.usage
-	case "model":
+	case s.keys[1]:
 		s.target = &s.model
 	default:
 		return
@@ -189,5 +192,5 @@ func (s *jsonScan) finish() {
 	s.target = nil
 }
 
-// result returns the raw top-level "usage" and "model" values seen (nil when not seen).
+// result returns the raw top-level usage and model values seen (nil when not seen).
 func (s *jsonScan) result() (usage, model []byte) { return s.usage, s.model }

@@ -25,7 +25,7 @@ func fixture(t testing.TB, name string) []byte {
 
 // parse feeds data to a new parser in pieces of size bytes (all at once when size <= 0).
 func parse(contentType string, data []byte, size int) (Usage, bool) {
-	p := NewParser(contentType)
+	p := newOpenAIParser(contentType).(*openAIParser)
 	if size <= 0 {
 		size = len(data) + 1
 	}
@@ -41,7 +41,7 @@ func parse(contentType string, data []byte, size int) (Usage, bool) {
 
 // parseAt feeds data in two pieces split at i.
 func parseAt(contentType string, data []byte, i int) (Usage, bool) {
-	p := NewParser(contentType)
+	p := newOpenAIParser(contentType).(*openAIParser)
 	p.Write(data[:i])
 	p.Write(data[i:])
 	return p.Usage()
@@ -81,8 +81,8 @@ func TestNewParserContentType(t *testing.T) {
 		"text/event-streamx":               false,
 		"text/event-stream;;bad==":         true,
 	} {
-		if got := NewParser(ct).sse; got != sse {
-			t.Errorf("NewParser(%q) reads SSE = %v, want %v", ct, got, sse)
+		if got := newOpenAIParser(ct).(*openAIParser).sse; got != sse {
+			t.Errorf("newOpenAIParser(%q) reads SSE = %v, want %v", ct, got, sse)
 		}
 	}
 }
@@ -177,7 +177,7 @@ func TestParserSSEEventOverCap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, size := range []int{0, 1 << 10, 32 << 10} {
-				p := NewParser(sseType)
+				p := newOpenAIParser(sseType).(*openAIParser)
 				data := []byte(tt.stream)
 				for len(data) > 0 {
 					n := len(data)
@@ -291,7 +291,7 @@ func TestParserJSONLargeEmbeddings(t *testing.T) {
 	body := embeddingsBody(4 << 20)
 	want := Usage{InputTokens: 8192, Model: "text-embedding-3-small"}
 	for _, size := range []int{1 << 10, 32 << 10, 1<<20 + 3, len(body)} {
-		p := NewParser(jsonType)
+		p := newOpenAIParser(jsonType).(*openAIParser)
 		for data := body; len(data) > 0; {
 			n := min(size, len(data))
 			p.Write(data[:n])

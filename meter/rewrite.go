@@ -5,102 +5,66 @@ import (
 	"strconv"
 )
 
-// Rewrite returns body with what the gateway needs the provider to do:
-//
-//   - when setMaxOutput > 0 and the client set no cap (info.HasMaxOutput is false), the cap is set:
-//     "max_tokens" for chat completions and completions, "max_output_tokens" for responses;
-//   - when includeUsage and the request is a streamed chat completion or completion,
-//     "stream_options":{"include_usage":true} is merged into any stream_options the client sent.
-//
-// The change is spliced into the original bytes: every other byte (field order, spacing, numbers
-// too big for a float64) stays as the client sent it. When nothing needs changing, body itself is
-// returned. info is what Inspect returned for body.
-func Rewrite(body []byte, info RequestInfo, setMaxOutput int64, includeUsage bool) ([]byte, error) {
-	capField := ""
-	if setMaxOutput > 0 && !info.HasMaxOutput {
-		switch info.Endpoint {
-		case ChatCompletions, Completions:
-			capField = "max_tokens"
-		case Responses:
-			capField = "max_output_tokens"
-		}
-	}
-	wantUsage := includeUsage && info.Stream && (info.Endpoint == ChatCompletions || info.Endpoint == Completions)
-	if capField == "" && !wantUsage {
-		return body, nil
-	}
-	obj, err := parseObject(body)
-	if err != nil {
-		return nil, err
-	}
-
-	var edits []splice
-	var added []byte // members appended at the end of the object
-	if capField != "" {
-		value := strconv.AppendInt(nil, setMaxOutput, 10)
-		if m := obj.last(capField); m != nil {
-			// Present but null (or info is stale): replace the value where it stands.
-			edits = append(edits, splice{m.start, m.end, value})
-		} else {
-			added = appendMember(added, capField, value)
-		}
-	}
-	if wantUsage {
-		m := obj.last("stream_options")
-		switch {
-		case m == nil:
-			added = appendMember(added, "stream_options", []byte(`{"include_usage":true}`))
-		case isNull(m.value(body)):
-			edits = append(edits, splice{m.start, m.end, []byte(`{"include_usage":true}`)})
-		case body[m.start] == '{':
-			edits = append(edits, includeUsageEdits(body, objectAt(body, m.start))...)
-		default:
-			return nil, typeError("stream_options", "an object", m.value(body))
-		}
-	}
-	if added != nil {
-		// New members go right after the last one, so the client's closing layout is kept.
-		at := obj.close
-		if n := len(obj.members); n > 0 {
-			at = obj.members[n-1].end
-			added = append([]byte{','}, added...)
-		}
-		edits = append(edits, splice{at, at, added})
-	}
-	if len(edits) == 0 {
-		return body, nil
-	}
-	return applySplices(body, edits), nil
-}
-
-// includeUsageEdits makes a stream_options object say include_usage true: every copy of the
-// field is set, so no parser can pick a false one; a missing field goes first.
-func includeUsageEdits(body []byte, opts object) []splice {
-	var edits []splice
-	found := false
-	for _, m := range opts.members {
-		if m.name != "include_usage" {
-			continue
-		}
-		found = true
-		if string(m.value(body)) != "true" {
-			edits = append(edits, splice{m.start, m.end, []byte("true")})
-		}
-	}
-	if !found {
-		field := []byte(`"include_usage":true`)
-		if len(opts.members) > 0 {
-			field = append(field, ',')
-		}
-		edits = append(edits, splice{opts.open + 1, opts.open + 1, field})
-	}
-	return edits
-}
-
 // splice replaces body[start:end] with text (an insertion when start == end).
 type splice struct {
 	start, end int
 	text       []byte
+}
+
+// editor collects the changes a dialect's Rewrite makes to one body: splices at offsets, and
+// members appended at the end of the top-level object. Every other byte (field order, spacing,
+// numbers too big for a float64) stays as the client sent it.
+type editor struct {
+	edits []splice
+	added []byte // members appended to the top-level object, comma-separated
+}
+
+// add appends the member name: value to the top-level object.
+func (e *editor) add(name string, value []byte) {
+	e.added = appendMember(e.added, name, value)
+}
+
+// replace puts value in place of m's.
+func (e *editor) replace(m *member, value []byte) {
+	e.edits = append(e.edits, splice{m.start, m.end, value})
+}
+
+// setTop sets the top-level member name to value: in place when present (null, or info is
+// stale), appended otherwise.
+func (e *editor) setTop(body []byte, obj *object, name string, value []byte) {
+	if m := obj.last(name); m != nil {
+		e.replace(m, value)
+		return
+	}
+	e.add(name, value)
+}
+
+// apply returns body with the edits made; body itself when there are none. obj is the
+// top-level object of body.
+func (e *editor) apply(body []byte, obj *object) []byte {
+	if e.added != nil {
+		// New members go right after the last one, so the client's closing layout is kept.
+		at := obj.close
+		added := e.added
+		if n := len(obj.members); n > 0 {
+			at = obj.members[n-1].end
+			added = append([]byte{','}, added...)
+		}
+		e.edits = append(e.edits, splice{at, at, added})
+	}
+	if len(e.edits) == 0 {
+		return body
+	}
+	return applySplices(body, e.edits)
+}
+
+// insertFirst is the splice that makes member (`"name":value`) the first of obj.
+func insertFirst(obj object, member string) splice {
+	text := []byte(member)
+	if len(obj.members) > 0 {
+		text = append(text, ',')
+	}
+	return splice{obj.open + 1, obj.open + 1, text}
 }
 
 func applySplices(body []byte, edits []splice) []byte {

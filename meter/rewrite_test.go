@@ -77,11 +77,11 @@ func TestRewriteSplices(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := []byte(tt.body)
-			info, err := Inspect(tt.path, body)
+			info, err := openAIInspect(tt.path, body)
 			if err != nil {
 				t.Fatalf("Inspect: %v", err)
 			}
-			got, err := Rewrite(body, info, tt.setMax, tt.includeUsage)
+			got, err := openAIRewrite(body, info, tt.setMax, tt.includeUsage)
 			if err != nil {
 				t.Fatalf("Rewrite: %v", err)
 			}
@@ -98,7 +98,7 @@ func TestRewriteSplices(t *testing.T) {
 				t.Fatalf("Rewrite made invalid JSON: %s", got)
 			}
 			// What the provider will read must agree with what was asked.
-			after, err := Inspect(tt.path, got)
+			after, err := openAIInspect(tt.path, got)
 			if err != nil {
 				t.Fatalf("Inspect after Rewrite: %v", err)
 			}
@@ -116,7 +116,7 @@ func TestRewriteSplices(t *testing.T) {
 				}
 			}
 			// A second pass has nothing left to do.
-			again, err := Rewrite(got, after, tt.setMax, tt.includeUsage)
+			again, err := openAIRewrite(got, after, tt.setMax, tt.includeUsage)
 			if err != nil || !bytes.Equal(again, got) {
 				t.Errorf("second Rewrite = %s, %v; want no change", again, err)
 			}
@@ -135,11 +135,11 @@ func TestRewriteRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info, err := Inspect("/v1/chat/completions", []byte(tt.body))
+			info, err := openAIInspect("/v1/chat/completions", []byte(tt.body))
 			if err != nil {
 				t.Fatalf("Inspect: %v", err)
 			}
-			_, err = Rewrite([]byte(tt.body), info, 0, true)
+			_, err = openAIRewrite([]byte(tt.body), info, 0, true)
 			var re *RequestError
 			if !errors.As(err, &re) || re.Param != tt.param || !errors.Is(err, ErrInvalidRequest) {
 				t.Fatalf("Rewrite error = %v, want a RequestError naming %s", err, tt.param)
@@ -149,7 +149,7 @@ func TestRewriteRejects(t *testing.T) {
 
 	// Rewrite does not trust info: a body that is not an object is refused, not mangled.
 	info := RequestInfo{Endpoint: ChatCompletions, Stream: true}
-	if _, err := Rewrite([]byte(`[1,2]`), info, 5, true); !errors.Is(err, ErrInvalidRequest) {
+	if _, err := openAIRewrite([]byte(`[1,2]`), info, 5, true); !errors.Is(err, ErrInvalidRequest) {
 		t.Errorf("Rewrite of an array: error = %v, want ErrInvalidRequest", err)
 	}
 }
@@ -157,11 +157,11 @@ func TestRewriteRejects(t *testing.T) {
 func TestRewriteDuplicateIncludeUsage(t *testing.T) {
 	// Inspect does not look inside stream_options; every copy must end up true.
 	body := []byte(`{"stream":true,"stream_options":{"include_usage":false,"include_usage":true,"include_usage":null}}`)
-	info, err := Inspect("/v1/chat/completions", body)
+	info, err := openAIInspect("/v1/chat/completions", body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Rewrite(body, info, 0, true)
+	got, err := openAIRewrite(body, info, 0, true)
 	want := `{"stream":true,"stream_options":{"include_usage":true,"include_usage":true,"include_usage":true}}`
 	if err != nil || string(got) != want {
 		t.Fatalf("Rewrite = %s, %v; want %s", got, err, want)

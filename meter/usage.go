@@ -6,105 +6,41 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Usage is what a response reported it used.
 type Usage struct {
-	InputTokens  int64
-	OutputTokens int64
+	// InputTokens is every input token, cached and cache writes included.
+	InputTokens int64
+	// CachedInputTokens is the part of InputTokens read from the provider's prompt cache.
+	CachedInputTokens int64
+	// CacheWriteTokens is the part of InputTokens written to the prompt cache (Anthropic).
+	CacheWriteTokens int64
+	OutputTokens     int64
 	// Model is the model the provider says answered ("" when it did not say).
 	Model string
 }
 
-// Parser reads a response body as it streams past, in pieces split at any byte, and keeps the
-// last usage record it saw. It holds at most one SSE event (up to 1 MiB; a longer event is
-// skipped, not buffered) or, for JSON, the raw top-level "usage" and "model" values (up to 64 KiB
-// each), so metering never buffers a stream or a large body.
-//
-// Garbage, truncated or unrecognised input gives no usage, never an error or a panic. A Parser
-// is for one response and one goroutine. The zero value reads a JSON body; NewParser picks SSE
-// or JSON by content type.
-type Parser struct {
-	sse  bool
-	ev   sseReader
-	js   jsonScan
-	last Usage
-	seen bool
+// parserCore is what every dialect's parser shares: an SSE reader that holds at most one event
+// (up to 1 MiB; a longer one is skipped, not buffered), or, for JSON, a scanner that keeps only
+// the raw top-level usage and model values (up to 64 KiB each), so metering never buffers a
+// stream or a large body. Garbage, truncated or unrecognised input gives no usage, never an
+// error or a panic.
+type parserCore struct {
+	sse bool
+	ev  sseReader
+	js  jsonScan
 }
 
-// NewParser makes a parser for a response of contentType: text/event-stream is read as SSE
-// (chat completion chunks, Responses API events), anything else as one JSON document.
-func NewParser(contentType string) *Parser {
-	// Only the media type matters; a cut at ';' is all of mime.ParseMediaType this needs, without
-	// its allocations on every response.
+// init picks SSE or JSON by content type, and names the top-level keys a JSON body's usage and
+// model are under.
+func (p *parserCore) init(contentType, usageKey, modelKey string) {
+	// Only the media type matters; a cut at ';' is all of mime.ParseMediaType this needs,
+	// without its allocations on every response.
 	mediaType, _, _ := strings.Cut(contentType, ";")
-	return &Parser{sse: strings.EqualFold(strings.TrimSpace(mediaType), "text/event-stream")}
-}
-
-// Write feeds the next piece of the body. It always consumes all of b and never fails, so it can
-// sit behind an io.MultiWriter or a response writer without ever failing the response.
-func (p *Parser) Write(b []byte) (int, error) {
-	if p.sse {
-		p.ev.write(b, p.event)
-	} else {
-		p.js.write(b)
-	}
-	return len(b), nil
-}
-
-// Usage returns the last usage record the body carried; ok is false when it carried none (or
-// only a truncated or malformed one).
-func (p *Parser) Usage() (u Usage, ok bool) {
-	if p.sse {
-		return p.last, p.seen
-	}
-	usage, model := p.js.result()
-	if usage == nil {
-		return Usage{}, false
-	}
-	var rec usageRecord
-	if json.Unmarshal(usage, &rec) != nil {
-		return Usage{}, false
-	}
-	if u, ok = rec.usage(); ok && model != nil {
-		_ = json.Unmarshal(model, &u.Model) // a non-string model is no reason to lose the usage
-	}
-	return u, ok
-}
-
-// usageRecord holds both naming schemes: prompt/completion (chat, completions, embeddings) and
-// input/output (responses).
-type usageRecord struct {
-	PromptTokens     json.Number `json:"prompt_tokens"`
-	CompletionTokens json.Number `json:"completion_tokens"`
-	InputTokens      json.Number `json:"input_tokens"`
-	OutputTokens     json.Number `json:"output_tokens"`
-}
-
-// usage converts a record; ok is false when it has no input count or a count is not a
-// non-negative whole number.
-func (r *usageRecord) usage() (Usage, bool) {
-	if r == nil {
-		return Usage{}, false
-	}
-	in, out := r.PromptTokens, r.CompletionTokens
-	if in == "" {
-		in, out = r.InputTokens, r.OutputTokens
-	}
-	if in == "" {
-		return Usage{}, false
-	}
-	var u Usage
-	var ok bool
-	if u.InputTokens, ok = tokenCount(in); !ok {
-		return Usage{}, false
-	}
-	if out != "" { // embeddings report no output
-		if u.OutputTokens, ok = tokenCount(out); !ok {
-			return Usage{}, false
-		}
-	}
-	return u, true
+	p.sse = strings.EqualFold(strings.TrimSpace(mediaType), "text/event-stream")
+	p.js.keys = [2]string{usageKey, modelKey}
 }
 
 // tokenCount reads a count, allowing a float that is a whole number (12.0) since some
@@ -120,50 +56,32 @@ func tokenCount(n json.Number) (int64, bool) {
 	return int64(f), true
 }
 
-// streamEvent is the part of a chat completion chunk or a Responses API event that carries
-// usage: top-level in chunks, under "response" in response.completed (and .incomplete, .failed).
-type streamEvent struct {
-	Model    string       `json:"model"`
-	Usage    *usageRecord `json:"usage"`
-	Response *struct {
-		Model string       `json:"model"`
-		Usage *usageRecord `json:"usage"`
-	} `json:"response"`
+// optionalCount reads a count that may be absent ("" is 0).
+func optionalCount(n json.Number) (int64, bool) {
+	if n == "" {
+		return 0, true
+	}
+	return tokenCount(n)
 }
 
-// event handles one SSE event's data. Most events are deltas without usage, and with
-// include_usage every chunk says "usage":null, so an event is decoded only when some "usage" key
-// in it holds an object.
-func (p *Parser) event(data []byte) {
-	if !hasUsageObject(data) {
-		return
+// addCounts adds token counts, saturating rather than wrapping.
+func addCounts(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
 	}
-	var ev streamEvent
-	if json.Unmarshal(data, &ev) != nil {
-		return
-	}
-	rec, model := ev.Usage, ev.Model
-	if rec == nil && ev.Response != nil {
-		rec, model = ev.Response.Usage, ev.Response.Model
-	}
-	if u, ok := rec.usage(); ok {
-		u.Model = model
-		p.last, p.seen = u, true
-	}
+	return a + b
 }
 
-var usageKey = []byte(`"usage"`)
-
-// hasUsageObject reports whether data has a "usage" key whose value is an object. In valid JSON
-// the bytes "usage" with both quotes bare can only be a key or the string "usage", never text
-// inside another string, where the quotes would be escaped.
-func hasUsageObject(data []byte) bool {
+// hasObjectAt reports whether data has the key (quoted, e.g. `"usage"`) with an object for
+// its value. In valid JSON the bytes "usage" with both quotes bare can only be a key or the
+// string "usage", never text inside another string, where the quotes would be escaped.
+func hasObjectAt(data, key []byte) bool {
 	for {
-		i := bytes.Index(data, usageKey)
+		i := bytes.Index(data, key)
 		if i < 0 {
 			return false
 		}
-		data = data[i+len(usageKey):]
+		data = data[i+len(key):]
 		j := skipSpace(data, 0)
 		if j < len(data) && data[j] == ':' {
 			if k := skipSpace(data, j+1); k < len(data) && data[k] == '{' {
@@ -171,4 +89,27 @@ func hasUsageObject(data []byte) bool {
 			}
 		}
 	}
+}
+
+// writeJSONString writes s as a JSON string, with what encoding/json escapes escaped (HTML
+// characters too, so an error body is safe to show anywhere).
+func writeJSONString(b *bytes.Buffer, s string) {
+	if !needsEscape(s) {
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
+	enc, _ := json.Marshal(s) // a string always encodes
+	b.Write(enc)
+}
+
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&', c >= utf8.RuneSelf:
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,407 @@
+package meter
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// OpenAI is the OpenAI API (and every OpenAI-compatible provider): chat completions,
+// completions, responses and embeddings are metered (POST), GET …/v1/models is free. The
+// endpoint is told by the path's last segments, whatever comes before them (/v1, /openai/v1, an
+// Azure deployment path). It is the default dialect: the gateway's own errors use its shape.
+var OpenAI Dialect = openAI{}
+
+type openAI struct{}
+
+// The OpenAI endpoints.
+const (
+	ChatCompletions Endpoint = "chat/completions"
+	Completions     Endpoint = "completions"
+	Responses       Endpoint = "responses"
+	Embeddings      Endpoint = "embeddings"
+	models          Endpoint = "models"
+)
+
+func (openAI) Name() string { return "openai" }
+
+// Route meters POSTs to the four endpoints and serves the models listing free. A path in
+// another case than the API's own is refused when that case changes the endpoint it names
+// (/v1/CHAT/completions is completions to a case-sensitive reader, chat completions to one that
+// ignores case).
+func (openAI) Route(r *http.Request) (Route, bool, error) {
+	method, path := r.Method, r.URL.Path
+	ep := openAIEndpoint(path)
+	if lower := strings.ToLower(path); lower != path && openAIEndpoint(lower) != ep {
+		return Route{}, false, caseError
+	}
+	switch {
+	case ep == models:
+		if (method == http.MethodGet || method == http.MethodHead) && r.Header.Get("Upgrade") == "" {
+			return Route{Kind: Free, Endpoint: models}, true, nil
+		}
+	case ep != Other && method == http.MethodPost:
+		return Route{Kind: Metered, Endpoint: ep}, true, nil
+	}
+	return Route{}, false, nil
+}
+
+// modelsPath matches the models endpoints under an API version segment (/v1, /openai/v1).
+var modelsPath = regexp.MustCompile(`(?:^|/)v\d+[a-z0-9]*/models(?:/[^/]+)?$`)
+
+func openAIEndpoint(path string) Endpoint {
+	switch {
+	case strings.HasSuffix(path, "/chat/completions"):
+		return ChatCompletions
+	case strings.HasSuffix(path, "/completions"):
+		return Completions
+	case strings.HasSuffix(path, "/responses"):
+		return Responses
+	case strings.HasSuffix(path, "/embeddings"):
+		return Embeddings
+	case modelsPath.MatchString(path):
+		return models
+	}
+	return Other
+}
+
+// openAIFields are the top-level fields Inspect reads.
+var openAIFields = newFieldSet([]string{"model", "stream", "max_tokens", "max_completion_tokens", "max_output_tokens",
+	"n", "best_of", "prompt", "stream_options", "previous_response_id", "conversation"}, nil)
+
+const (
+	oaModel = iota
+	oaStream
+	oaMaxTokens
+	oaMaxCompletionTokens
+	oaMaxOutputTokens
+	oaN
+	oaBestOf
+	oaPrompt
+	_ // stream_options: read by Rewrite, but named only once
+	oaPreviousResponseID
+	oaConversation
+)
+
+// openAIIndirect are the keys of content parts and tools that bring input by reference or
+// fetch it: images, files and audio by id or URL; hosted tools that put what they find into
+// the context.
+var openAIIndirect = [][]byte{[]byte(`"image_url"`), []byte(`"input_image"`), []byte(`"file_id"`),
+	[]byte(`"input_file"`), []byte(`"file_url"`), []byte(`"file_data"`), []byte(`"input_audio"`), []byte(`"image"`),
+	[]byte(`"web_search`), []byte(`"file_search"`), []byte(`"code_interpreter"`), []byte(`"mcp"`), []byte(`"computer_use`)}
+
+// Inspect reads a body that must be a JSON object whose fields have the types the API
+// documents, or the error names the field. The output cap is max_completion_tokens or
+// max_tokens for chat completions (the larger when both are set, since providers differ in
+// which one wins and the budget must hold either way), max_tokens for completions and
+// max_output_tokens for responses; choices are n for chat, the larger of n and best_of times
+// the number of prompts for completions.
+func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
+	info := RequestInfo{Endpoint: rt.Endpoint, Choices: 1, NoOutput: rt.Endpoint == Embeddings}
+	obj, err := parseObject(body)
+	if err != nil {
+		return info, err
+	}
+	f, err := openAIFields.pick(obj)
+	if err != nil {
+		return info, err
+	}
+	field := func(i int) []byte {
+		if f[i] != nil {
+			return f[i].value(body)
+		}
+		return nil
+	}
+	if info.Model, err = stringField("model", field(oaModel)); err != nil {
+		return info, err
+	}
+	if info.Stream, err = boolField("stream", field(oaStream)); err != nil {
+		return info, err
+	}
+
+	var caps []int
+	switch rt.Endpoint {
+	case ChatCompletions:
+		caps = []int{oaMaxCompletionTokens, oaMaxTokens}
+	case Completions:
+		caps = []int{oaMaxTokens}
+	case Responses:
+		caps = []int{oaMaxOutputTokens}
+	}
+	for _, i := range caps {
+		name := openAIFields.names[i]
+		n, ok, err := positiveInt(name, field(i))
+		if err != nil {
+			return info, err
+		}
+		if ok && n > info.MaxOutput { // on a tie the first named (max_completion_tokens) is reported
+			info.MaxOutput, info.HasMaxOutput, info.MaxOutputField = n, true, name
+		}
+	}
+
+	for _, i := range []int{oaPreviousResponseID, oaConversation} {
+		if raw := field(i); raw != nil && !isNull(raw) {
+			info.IndirectInput = true
+		}
+	}
+	info.IndirectInput = info.IndirectInput || hasAnyMarker(body, openAIIndirect)
+
+	switch rt.Endpoint {
+	case ChatCompletions:
+		if n, ok, err := positiveInt("n", field(oaN)); err != nil {
+			return info, err
+		} else if ok {
+			info.Choices = n
+		}
+	case Completions:
+		for _, i := range []int{oaN, oaBestOf} {
+			n, ok, err := positiveInt(openAIFields.names[i], field(i))
+			if err != nil {
+				return info, err
+			}
+			if ok && n > info.Choices {
+				info.Choices = n
+			}
+		}
+		if prompts := promptCount(field(oaPrompt)); prompts > 1 {
+			if info.Choices > math.MaxInt64/prompts {
+				info.Choices = math.MaxInt64 // absurd, and refused by any budget; never wrapped
+			} else {
+				info.Choices *= prompts
+			}
+		}
+	}
+	return info, nil
+}
+
+// promptCount is how many prompts a completions "prompt" holds: each gets its own completions.
+// A string or a list of token ids is one prompt; a list of strings or of token lists is many.
+func promptCount(raw []byte) int64 {
+	if len(raw) == 0 || raw[0] != '[' {
+		return 1
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil || len(items) == 0 {
+		return 1
+	}
+	if c := items[0][0]; c == '"' || c == '[' {
+		return int64(len(items))
+	}
+	return 1
+}
+
+// Rewrite sets "max_tokens" (chat completions, completions) or "max_output_tokens"
+// (responses), and for a streamed chat completion or completion merges
+// "stream_options":{"include_usage":true} into any stream_options the client sent.
+func (openAI) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, includeUsage bool) ([]byte, error) {
+	capField := ""
+	if setMaxOutput > 0 && !info.HasMaxOutput {
+		switch info.Endpoint {
+		case ChatCompletions, Completions:
+			capField = "max_tokens"
+		case Responses:
+			capField = "max_output_tokens"
+		}
+	}
+	wantUsage := includeUsage && info.Stream && (info.Endpoint == ChatCompletions || info.Endpoint == Completions)
+	if capField == "" && !wantUsage {
+		return body, nil
+	}
+	obj, err := parseObject(body)
+	if err != nil {
+		return nil, err
+	}
+	var e editor
+	if capField != "" {
+		e.setTop(body, &obj, capField, strconv.AppendInt(nil, setMaxOutput, 10))
+	}
+	if wantUsage {
+		m := obj.last("stream_options")
+		switch {
+		case m == nil:
+			e.add("stream_options", []byte(`{"include_usage":true}`))
+		case isNull(m.value(body)):
+			e.replace(m, []byte(`{"include_usage":true}`))
+		case body[m.start] == '{':
+			e.edits = append(e.edits, includeUsageEdits(body, objectAt(body, m.start))...)
+		default:
+			return nil, typeError("stream_options", "an object", m.value(body))
+		}
+	}
+	return e.apply(body, &obj), nil
+}
+
+// includeUsageEdits makes a stream_options object say include_usage true: every copy of the
+// field is set, so no parser can pick a false one; a missing field goes first.
+func includeUsageEdits(body []byte, opts object) []splice {
+	var edits []splice
+	found := false
+	for _, m := range opts.members {
+		if m.name != "include_usage" {
+			continue
+		}
+		found = true
+		if string(m.value(body)) != "true" {
+			edits = append(edits, splice{m.start, m.end, []byte("true")})
+		}
+	}
+	if !found {
+		edits = append(edits, insertFirst(opts, `"include_usage":true`))
+	}
+	return edits
+}
+
+// NewParser reads chat completion chunks and Responses API events in SSE, one JSON document
+// otherwise: usage.prompt_tokens and completion_tokens (chat, completions, embeddings) or
+// input_tokens and output_tokens (responses), with their cached parts.
+func (openAI) NewParser(_ Route, contentType string) Parser {
+	p := &openAIParser{}
+	p.init(contentType, "usage", "model")
+	return p
+}
+
+type openAIParser struct {
+	parserCore
+	last Usage
+	seen bool
+}
+
+func (p *openAIParser) Write(b []byte) (int, error) {
+	if p.sse {
+		p.ev.write(b, p.event)
+	} else {
+		p.js.write(b)
+	}
+	return len(b), nil
+}
+
+func (p *openAIParser) Usage() (Usage, bool) {
+	if p.sse {
+		return p.last, p.seen
+	}
+	usage, model := p.js.result()
+	if usage == nil {
+		return Usage{}, false
+	}
+	var rec openAIUsage
+	if json.Unmarshal(usage, &rec) != nil {
+		return Usage{}, false
+	}
+	u, ok := rec.usage()
+	if ok && model != nil {
+		_ = json.Unmarshal(model, &u.Model) // a non-string model is no reason to lose the usage
+	}
+	return u, ok
+}
+
+// openAIUsage holds both naming schemes: prompt/completion (chat, completions, embeddings) and
+// input/output (responses).
+type openAIUsage struct {
+	PromptTokens     json.Number `json:"prompt_tokens"`
+	CompletionTokens json.Number `json:"completion_tokens"`
+	InputTokens      json.Number `json:"input_tokens"`
+	OutputTokens     json.Number `json:"output_tokens"`
+	PromptDetails    *struct {
+		CachedTokens json.Number `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	InputDetails *struct {
+		CachedTokens json.Number `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+}
+
+// usage converts a record; ok is false when it has no input count or a count is not a
+// non-negative whole number. A cached count over the input is capped at it.
+func (r *openAIUsage) usage() (Usage, bool) {
+	if r == nil {
+		return Usage{}, false
+	}
+	in, out, details := r.PromptTokens, r.CompletionTokens, r.PromptDetails
+	if in == "" {
+		in, out, details = r.InputTokens, r.OutputTokens, r.InputDetails
+	}
+	if in == "" {
+		return Usage{}, false
+	}
+	var u Usage
+	var ok bool
+	if u.InputTokens, ok = tokenCount(in); !ok {
+		return Usage{}, false
+	}
+	if out != "" { // embeddings report no output
+		if u.OutputTokens, ok = tokenCount(out); !ok {
+			return Usage{}, false
+		}
+	}
+	if details != nil && details.CachedTokens != "" {
+		if u.CachedInputTokens, ok = tokenCount(details.CachedTokens); !ok {
+			return Usage{}, false
+		}
+		u.CachedInputTokens = min(u.CachedInputTokens, u.InputTokens)
+	}
+	return u, true
+}
+
+// openAIEvent is the part of a chat completion chunk or a Responses API event that carries
+// usage: top-level in chunks, under "response" in response.completed (and .incomplete, .failed).
+type openAIEvent struct {
+	Model    string       `json:"model"`
+	Usage    *openAIUsage `json:"usage"`
+	Response *struct {
+		Model string       `json:"model"`
+		Usage *openAIUsage `json:"usage"`
+	} `json:"response"`
+}
+
+// event handles one SSE event's data. Most events are deltas without usage, and with
+// include_usage every chunk says "usage":null, so an event is decoded only when some "usage" key
+// in it holds an object.
+func (p *openAIParser) event(data []byte) {
+	if !hasObjectAt(data, usageKey) {
+		return
+	}
+	var ev openAIEvent
+	if json.Unmarshal(data, &ev) != nil {
+		return
+	}
+	rec, model := ev.Usage, ev.Model
+	if rec == nil && ev.Response != nil {
+		rec, model = ev.Response.Usage, ev.Response.Model
+	}
+	if u, ok := rec.usage(); ok {
+		u.Model = model
+		p.last, p.seen = u, true
+	}
+}
+
+var usageKey = []byte(`"usage"`)
+
+// ErrorBody is {"error":{"message","type","param","code"}}, so the OpenAI SDKs raise the class
+// of the status with the gateway's code.
+func (openAI) ErrorBody(e Error) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"error":{"message":`)
+	writeJSONString(&b, e.Message)
+	b.WriteString(`,"type":`)
+	writeJSONString(&b, e.Type)
+	b.WriteString(`,"param":`)
+	if e.Param == "" {
+		b.WriteString("null")
+	} else {
+		writeJSONString(&b, e.Param)
+	}
+	b.WriteString(`,"code":`)
+	writeJSONString(&b, e.Code)
+	b.WriteString("}}")
+	return b.Bytes()
+}
+
+// RequestHeaders are the OpenAI SDK's: its x-stainless-* telemetry and its organisation,
+// project and beta headers (the gateway drops the first two before forwarding).
+func (openAI) RequestHeaders() []string {
+	return []string{"authorization", "content-type", "accept", "openai-organization", "openai-project",
+		"openai-beta", "idempotency-key", "x-stainless-*"}
+}
