@@ -320,6 +320,23 @@ func TestCORS(t *testing.T) {
 	if prov.count() != 0 {
 		t.Fatal("a preflight reached the provider")
 	}
+	// The Anthropic and Gemini SDKs' headers, and nothing a page makes up.
+	resp = do(t, c, "OPTIONS", "/anthropic/v1/messages", "", "", map[string]string{
+		"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+		"Access-Control-Request-Headers": "x-api-key, anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access, " +
+			"x-goog-api-key, x-goog-api-client, x-stainless-lang, x-made-up",
+	})
+	readBody(t, resp)
+	allowed = strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers"))
+	for _, h := range []string{"x-api-key", "anthropic-version", "anthropic-beta", "anthropic-dangerous-direct-browser-access",
+		"x-goog-api-key", "x-goog-api-client", "x-stainless-lang"} {
+		if !strings.Contains(allowed, h) {
+			t.Errorf("preflight does not allow %s: %q", h, allowed)
+		}
+	}
+	if strings.Contains(allowed, "x-made-up") {
+		t.Errorf("preflight allows a header no SDK sends: %q", allowed)
+	}
 
 	resp = do(t, c, "OPTIONS", "/v1/chat/completions", "", "", map[string]string{
 		"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
