@@ -137,9 +137,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * caddyfile writes the contract's shape: one site with behest in front of reverse_proxy to the
- * fake provider, which gets the provider key from header_up.
+ * fake provider, which gets the provider key from header_up. With `anthropicPort` and/or
+ * `geminiPort` the site serves several APIs the way the contract tells operators to: behest
+ * first (it recognises each API by the path's suffix), then one handle_path per prefix, each
+ * reverse_proxy setting its provider's own key header, and OpenAI in the catch-all handle.
+ * `prices` are extra `price` lines ("<model> <in> <out> [<cached> [<cache write>]]"), listed
+ * before the `price *` default.
  */
-export function caddyfile({ port, providerPort, apiKey, storageDir, corsOrigins, trust, tiers }) {
+export function caddyfile({ port, providerPort, anthropicPort, geminiPort, apiKey, storageDir, corsOrigins, trust, tiers, prices = [] }) {
   const trustBlocks = (trust ?? [])
     .map((t) => `
 			trust ${t.issuer} {
@@ -154,6 +159,8 @@ ${t.authorizedParties ? `				authorized_parties ${t.authorizedParties.join(" ")}
 				${typeof limits === "number" ? `requests_per_minute ${limits}` : limits}
 			}`)
     .join("");
+  const priceLines = prices.map((p) => `\n\t\t\tprice ${p}`).join("");
+  const routes = upstreams({ providerPort, anthropicPort, geminiPort });
   return `{
 	admin off
 	auto_https off
@@ -169,28 +176,44 @@ http://127.0.0.1:${port} {
 		project ${PROJECT} {
 			tenant ${TENANT}
 			api_key ${apiKey}
-			cors_origins ${corsOrigins.join(" ")}
-			default_tier 1${trustBlocks}${tierBlocks}
+${corsOrigins.length ? `			cors_origins ${corsOrigins.join(" ")}\n` : ""}			default_tier 1${trustBlocks}${tierBlocks}${priceLines}
 			price * 1.00 2.00
 		}
 	}
-	reverse_proxy 127.0.0.1:${providerPort} {
-		header_up Authorization "Bearer ${PROVIDER_KEY}"
-	}
-}
+${routes}}
 `;
+}
+
+/** upstreams writes the site's routes after behest: see caddyfile. */
+function upstreams({ providerPort, anthropicPort, geminiPort }) {
+  const openai = (indent) => `${indent}reverse_proxy 127.0.0.1:${providerPort} {
+${indent}	header_up Authorization "Bearer ${PROVIDER_KEY}"
+${indent}}
+`;
+  if (!anthropicPort && !geminiPort) return openai("\t");
+  const prefixed = (prefix, upstreamPort, header) => `	handle_path /${prefix}/* {
+		reverse_proxy 127.0.0.1:${upstreamPort} {
+			header_up ${header} ${PROVIDER_KEY}
+		}
+	}
+`;
+  return (anthropicPort ? prefixed("anthropic", anthropicPort, "x-api-key") : "")
+    + (geminiPort ? prefixed("gemini", geminiPort, "x-goog-api-key") : "")
+    + `	handle {\n${openai("\t\t")}\t}\n`;
 }
 
 /**
  * startGateway writes a Caddyfile for `opts` (see caddyfile) into a fresh temp dir, runs
  * `caddy run` on a free port and waits until it answers. stop() ends it and removes the dir.
  */
-export async function startGateway({ providerPort, corsOrigins = [], trust = [], tiers = { 1: 1000, 2: 2 } }) {
+export async function startGateway({ providerPort, anthropicPort, geminiPort, corsOrigins = [], trust = [], tiers = { 1: 1000, 2: 2 }, prices = [] }) {
   const bin = await caddyBinary();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "behest-e2e-"));
   const port = await freePort();
   const apiKey = `bk_test_${randomBytes(18).toString("hex")}`;
-  const config = caddyfile({ port, providerPort, apiKey, storageDir: path.join(dir, "storage"), corsOrigins, trust, tiers });
+  const config = caddyfile({
+    port, providerPort, anthropicPort, geminiPort, apiKey, storageDir: path.join(dir, "storage"), corsOrigins, trust, tiers, prices,
+  });
   const configPath = path.join(dir, "Caddyfile");
   await fs.writeFile(configPath, config);
 
