@@ -136,69 +136,6 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// serveUsage reports a project's usage, grouped.
-func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodGet {
-		return h.writeError(w, r, nil, methodNotAllowed(w, "GET"))
-	}
-	p, err := h.projectOfAPIKey(r)
-	if err != nil {
-		return h.writeError(w, r, nil, err)
-	}
-	q, err := parseUsageQuery(r, p.id, h.now())
-	if err != nil {
-		return h.writeError(w, r, p, err)
-	}
-	rows, err := h.store.Usage(r.Context(), q)
-	if err != nil {
-		return h.writeError(w, r, p, err)
-	}
-	type row struct {
-		limiter.UsageRow
-		CostUSD float64 `json:"cost_usd"`
-	}
-	data := make([]row, len(rows))
-	for i, ur := range rows {
-		data[i] = row{UsageRow: ur, CostUSD: ur.Cost.Dollars()}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"object": "list", "group_by": q.GroupBy,
-		"from": q.From.Format(time.DateOnly), "to": q.To.Format(time.DateOnly), "data": data,
-	})
-	return nil
-}
-
-var usageGroups = map[string]bool{"user": true, "org": true, "session": true, "tier": true, "model": true, "day": true}
-
-func parseUsageQuery(r *http.Request, projectID string, now time.Time) (limiter.UsageQuery, error) {
-	v := r.URL.Query()
-	q := limiter.UsageQuery{Project: projectID, GroupBy: v.Get("group_by"), User: v.Get("user_id")}
-	if q.GroupBy == "" {
-		q.GroupBy = "user"
-	}
-	if !usageGroups[q.GroupBy] {
-		return q, badRequest("invalid_request", "group_by", "group_by must be one of user, org, session, tier, model, day.")
-	}
-	today := now.UTC().Truncate(24 * time.Hour)
-	q.From, q.To = time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC), today
-	for _, f := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &q.From}, {"to", &q.To}} {
-		if s := v.Get(f.name); s != "" {
-			d, err := time.Parse(time.DateOnly, s)
-			if err != nil {
-				return q, badRequest("invalid_request", f.name, f.name+" must be a date like 2026-01-31.")
-			}
-			*f.dst = d
-		}
-	}
-	if q.To.Before(q.From) {
-		return q, badRequest("invalid_request", "to", "to must not be before from.")
-	}
-	return q, nil
-}
-
 // serveMe tells the caller its identity, tier and what is left of each limit.
 func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request, p *project, id *verifier.Identity, sid string) error {
 	if r.Method != http.MethodGet {

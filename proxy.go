@@ -111,7 +111,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		metrics.tokens.WithLabelValues(p.id, "output").Add(float64(used.OutputTokens))
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 		defer cancel()
-		if err := h.store.Settle(ctx, h.now(), res, used); err != nil {
+		if _, err := h.store.Settle(ctx, h.now(), res, used); err != nil {
 			h.logger.Error("settling a request failed", zap.String("project", p.id), zap.String("user", id.UserID), zap.Error(err))
 		}
 	}()
@@ -233,7 +233,7 @@ func (h *Handler) usageOf(r *http.Request, p *project, mw *meterWriter, adm admi
 		if priced {
 			cost = pr.usageCost(u)
 		}
-		return limiter.Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, Cost: cost}
+		return limiter.Usage{InputTokens: u.InputTokens, CachedInputTokens: u.CachedInputTokens, OutputTokens: u.OutputTokens, Cost: cost}
 	}
 	switch {
 	case r.Context().Err() != nil:

@@ -44,7 +44,7 @@ func BenchmarkEmbeddedReserveSettle(b *testing.B) {
 			if err != nil || !dec.Allowed {
 				b.Fatalf("Reserve: %+v, %v", dec, err)
 			}
-			if err := s.Settle(ctx, now, res, used); err != nil {
+			if _, err := s.Settle(ctx, now, res, used); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -58,7 +58,7 @@ func BenchmarkEmbeddedReserveSettle(b *testing.B) {
 		}
 		for i := range reqs { // users known, as in steady state
 			res, _, _ := s.Reserve(ctx, base, reqs[i])
-			_ = s.Settle(ctx, base, res, used)
+			_, _ = s.Settle(ctx, base, res, used)
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -74,7 +74,7 @@ func BenchmarkEmbeddedReserveSettle(b *testing.B) {
 					b.Errorf("Reserve: %+v, %v", dec, err)
 					return
 				}
-				if err := s.Settle(ctx, now, res, used); err != nil {
+				if _, err := s.Settle(ctx, now, res, used); err != nil {
 					b.Error(err)
 					return
 				}

@@ -143,9 +143,13 @@ func parseUsageKey(project string, b []byte) (usageKey, error) {
 	return k, nil
 }
 
+// usageFormat is the format byte of usage values that hold cached input tokens; values of
+// valueFormat, written before there were any, read as none cached.
+const usageFormat = 2
+
 func appendUsage(b []byte, a usageAgg) []byte {
-	b = append(b, valueFormat)
-	for _, v := range [...]int64{a.Requests, a.InputTokens, a.OutputTokens, int64(a.Cost)} {
+	b = append(b, usageFormat)
+	for _, v := range [...]int64{a.Requests, a.InputTokens, a.OutputTokens, int64(a.Cost), a.CachedInputTokens} {
 		b = binary.AppendVarint(b, v)
 	}
 	return b
@@ -153,10 +157,14 @@ func appendUsage(b []byte, a usageAgg) []byte {
 
 func parseUsage(b []byte) (usageAgg, error) {
 	r := reader{b: b}
-	if r.byte() != valueFormat {
+	format := r.byte()
+	if format != valueFormat && format != usageFormat {
 		return usageAgg{}, errCorrupt
 	}
 	a := usageAgg{Requests: r.varint(), InputTokens: r.varint(), OutputTokens: r.varint(), Cost: Nanos(r.varint())}
+	if format == usageFormat {
+		a.CachedInputTokens = r.varint()
+	}
 	return a, r.err
 }
 

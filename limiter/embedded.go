@@ -62,6 +62,9 @@ type Embedded struct {
 	// revokeMu serialises changes to the projects' revocations.
 	revokeMu sync.Mutex
 
+	// claims are the keys Claim recorded.
+	claims claimSet
+
 	// clock is the newest time (unix ns) a Reserve was made at, for housekeeping. The flusher
 	// keeps it from the users' times, so the hot path does not touch it.
 	clock atomic.Int64

@@ -66,7 +66,7 @@ func spend(t *testing.T, s limiter.Store) (inFlight limiter.Reservation) {
 	if err != nil || !dec.Allowed {
 		t.Fatalf("Reserve: %+v, %v", dec, err)
 	}
-	if err := s.Settle(ctx, base.Add(time.Second), res, limiter.Usage{InputTokens: 100, OutputTokens: 50, Cost: 150}); err != nil {
+	if _, err := s.Settle(ctx, base.Add(time.Second), res, limiter.Usage{InputTokens: 100, OutputTokens: 50, Cost: 150}); err != nil {
 		t.Fatal(err)
 	}
 	inFlight, dec, err = s.Reserve(ctx, base.Add(2*time.Second), req)
@@ -86,8 +86,8 @@ func checkSpent(t *testing.T, s limiter.Store, slots int64) {
 	if got, err := s.Remaining(ctx, base.Add(3*time.Second), restartRequest()); err != nil || got != want {
 		t.Errorf("Remaining = %+v, %v\n             want %+v", got, err, want)
 	}
-	wantRows := []limiter.UsageRow{{Key: "org_1", Requests: 1, InputTokens: 100, OutputTokens: 50, Cost: 150}}
-	rows, err := s.Usage(ctx, limiter.UsageQuery{Project: "p", GroupBy: "org", From: base, To: base})
+	wantRows := []limiter.UsageRow{{Group: []string{"org_1"}, Requests: 1, InputTokens: 100, OutputTokens: 50, Cost: 150}}
+	rows, err := s.Usage(ctx, limiter.UsageQuery{Project: "p", GroupBy: []string{"org"}, From: base, To: base})
 	if err != nil || fmt.Sprint(rows) != fmt.Sprint(wantRows) {
 		t.Errorf("Usage = %+v, %v; want %+v", rows, err, wantRows)
 	}
@@ -112,7 +112,7 @@ func TestEmbeddedRestart(t *testing.T) {
 	checkSpent(t, s, 5) // in-flight slots are not kept: their requests died with the process
 	// A reservation from before the restart cannot be settled: it stays charged in full, which
 	// is what a cut-off request costs anyway.
-	if err := s.Settle(ctx, base.Add(3*time.Second), inFlight, limiter.Usage{}); err != nil {
+	if _, err := s.Settle(ctx, base.Add(3*time.Second), inFlight, limiter.Usage{}); err != nil {
 		t.Fatal(err)
 	}
 	checkSpent(t, s, 5)
@@ -293,16 +293,16 @@ func TestEmbeddedUsageQuery(t *testing.T) {
 	defer s.Close()
 	for i, at := range []time.Time{base.AddDate(0, 0, -40), base, base.AddDate(0, 0, 40)} {
 		res, _, _ := s.Reserve(ctx, at, limiter.Request{Project: "p", User: "org_1:u", Tier: "t", Model: "m"})
-		_ = s.Settle(ctx, at, res, limiter.Usage{InputTokens: int64(i + 1)})
+		_, _ = s.Settle(ctx, at, res, limiter.Usage{InputTokens: int64(i + 1)})
 	}
 	for _, c := range []struct {
 		name string
 		q    limiter.UsageQuery
 		want string
 	}{
-		{"open_range", limiter.UsageQuery{Project: "p"}, "[{org_1:u 3 6 0 0}]"},
-		{"open_from", limiter.UsageQuery{Project: "p", GroupBy: "day", To: base}, "[{2025-12-22 1 1 0 0} {2026-01-31 1 2 0 0}]"},
-		{"open_to", limiter.UsageQuery{Project: "p", GroupBy: "org", From: base}, "[{org_1 2 5 0 0}]"},
+		{"open_range", limiter.UsageQuery{Project: "p"}, "[{[org_1:u] 3 6 0 0 0}]"},
+		{"open_from", limiter.UsageQuery{Project: "p", GroupBy: []string{"day"}, To: base}, "[{[2025-12-22] 1 1 0 0 0} {[2026-01-31] 1 2 0 0 0}]"},
+		{"open_to", limiter.UsageQuery{Project: "p", GroupBy: []string{"org"}, From: base}, "[{[org_1] 2 5 0 0 0}]"},
 		{"other_project", limiter.UsageQuery{Project: "q"}, "[]"},
 	} {
 		rows, err := s.Usage(ctx, c.q)
@@ -310,7 +310,7 @@ func TestEmbeddedUsageQuery(t *testing.T) {
 			t.Errorf("%s: Usage = %s, %v; want %s", c.name, got, err, c.want)
 		}
 	}
-	if _, err := s.Usage(ctx, limiter.UsageQuery{Project: "p", GroupBy: "week"}); err == nil || !strings.Contains(err.Error(), `"week"`) {
+	if _, err := s.Usage(ctx, limiter.UsageQuery{Project: "p", GroupBy: []string{"week"}}); err == nil || !strings.Contains(err.Error(), `"week"`) {
 		t.Errorf("group_by week: %v, want an error naming it", err)
 	}
 }
@@ -342,7 +342,7 @@ func TestEmbeddedClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _, err1 := s.Reserve(ctx, base, limiter.Request{Project: "p", User: "u"})
-		err2 := s.Settle(ctx, base, res, limiter.Usage{})
+		_, err2 := s.Settle(ctx, base, res, limiter.Usage{})
 		_, err3 := s.Remaining(ctx, base, limiter.Request{Project: "p", User: "u"})
 		_, err4 := s.Usage(ctx, limiter.UsageQuery{Project: "p"})
 		err5 := s.Revoke(ctx, "p", limiter.RevokeUser, "u", base)

@@ -70,18 +70,25 @@ func (e *Embedded) flush() error {
 		p.mu.Unlock()
 	}
 	b.expired = e.expireRevocations(clock, b.expired)
+	claims, claimedUntil, expiredClaims := e.claims.claimsToWrite(clock)
 	pruneBefore := int64(0)
 	if clock != 0 {
 		if d := dayOfNanos(clock - int64(e.opts.UsageRetention)); d > e.prunedDay {
 			pruneBefore = d
 		}
 	}
-	if b.empty() && pruneBefore == 0 {
+	if b.empty() && pruneBefore == 0 && len(claims)+len(expiredClaims) == 0 {
 		return nil
 	}
-	err := e.db.Update(func(tx *bolt.Tx) error { return e.write(tx, b, pruneBefore) })
+	err := e.db.Update(func(tx *bolt.Tx) error {
+		if err := writeClaims(tx, claims, claimedUntil, expiredClaims); err != nil {
+			return err
+		}
+		return e.write(tx, b, pruneBefore)
+	})
 	if err != nil {
 		e.restore(b)
+		e.claims.unwritten(claims) // expired claims stay in the file; the next open drops them
 		return err
 	}
 	if pruneBefore != 0 {

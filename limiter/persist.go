@@ -13,13 +13,15 @@ import (
 
 // The file's buckets. users: appendUserKey -> appendUser. projects: project ID ->
 // appendProject. usage: one bucket per project ID, appendUsageKey -> appendUsage.
-// revocations: appendRevocationKey -> unix ns (8 bytes, big-endian). meta: "format" -> "2".
+// revocations: appendRevocationKey -> unix ns (8 bytes, big-endian). claims: appendClaimKey ->
+// the claim's end, unix ns (8 bytes, big-endian). meta: "format" -> "2".
 var (
 	bucketMeta        = []byte("meta")
 	bucketUsers       = []byte("users")
 	bucketProjects    = []byte("projects")
 	bucketUsage       = []byte("usage")
 	bucketRevocations = []byte("revocations")
+	bucketClaims      = []byte("claims")
 
 	metaFormat = []byte("format")
 	fileFormat = []byte("2")
@@ -109,7 +111,10 @@ func (e *Embedded) load(tx *bolt.Tx) error {
 			err = revs.Delete(k)
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return e.loadClaims(tx)
 }
 
 // loadUser reads k's counters from the file, or starts them when it has none.
@@ -151,7 +156,7 @@ func (e *Embedded) beginRead() (*bolt.Tx, error) {
 }
 
 // scanUsage passes the usage on file that f keeps to add.
-func scanUsage(ctx context.Context, tx *bolt.Tx, f *usageFilter, add func(string, usageAgg)) error {
+func scanUsage(ctx context.Context, tx *bolt.Tx, f *usageFilter, add func(groupKey, usageAgg)) error {
 	pb := tx.Bucket(bucketUsage).Bucket([]byte(f.project))
 	if pb == nil {
 		return nil

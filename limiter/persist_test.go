@@ -62,7 +62,7 @@ func TestEvictIdleReloads(t *testing.T) {
 	req := Request{Project: "p", User: "u", Limits: Limits{RequestsPerMinute: 3, TokensPerDay: 1000, ConcurrentRequests: 5}, Tokens: 100}
 	res, _, _ := e.Reserve(ctx, testBase, req)
 	inFlight, _, _ := e.Reserve(ctx, testBase, req)
-	_ = e.Settle(ctx, testBase, res, Usage{InputTokens: 10, OutputTokens: 20})
+	_, _ = e.Settle(ctx, testBase, res, Usage{InputTokens: 10, OutputTokens: 20})
 
 	// Another user a day later moves the store's clock: u is idle, but has a request in flight.
 	later := testBase.Add(25 * time.Hour)
@@ -74,7 +74,7 @@ func TestEvictIdleReloads(t *testing.T) {
 	if n := e.userCount(); n != 2 {
 		t.Fatalf("a user with a request in flight was dropped: %d users", n)
 	}
-	_ = e.Settle(ctx, testBase, inFlight, Usage{InputTokens: 40})
+	_, _ = e.Settle(ctx, testBase, inFlight, Usage{InputTokens: 40})
 	for range 2 { // the first writes it, the second drops it
 		mustFlush(t, e)
 	}
@@ -132,12 +132,12 @@ func TestLeaseFreesSlot(t *testing.T) {
 		t.Fatalf("the slot of a reservation past its lease is still held: %+v", dec)
 	}
 	// The leaked reservation can still be settled: its cost comes back, no slot is freed twice.
-	_ = e.Settle(ctx, testBase.Add(3*time.Minute), leaked, Usage{Cost: 10})
+	_, _ = e.Settle(ctx, testBase.Add(3*time.Minute), leaked, Usage{Cost: 10})
 	rem, _ := e.Remaining(ctx, testBase.Add(3*time.Minute), req)
 	if rem.ConcurrentRequests != 0 || rem.CostPerDay != 100-10-50 {
 		t.Errorf("after settling the leaked reservation: %+v", rem)
 	}
-	_ = e.Settle(ctx, testBase.Add(3*time.Minute), res, Usage{})
+	_, _ = e.Settle(ctx, testBase.Add(3*time.Minute), res, Usage{})
 	if rem, _ := e.Remaining(ctx, testBase.Add(3*time.Minute), req); rem.ConcurrentRequests != 1 {
 		t.Errorf("after settling both: %+v", rem)
 	}
@@ -148,7 +148,7 @@ func TestFlushFailureKeepsEverything(t *testing.T) {
 	ctx := context.Background()
 	req := Request{Project: "p", User: "u", Tier: "free", ProjectCostPerMonth: 1000, Cost: 10}
 	res, _, _ := e.Reserve(ctx, testBase, req)
-	_ = e.Settle(ctx, testBase, res, Usage{InputTokens: 1, OutputTokens: 2, Cost: 3})
+	_, _ = e.Settle(ctx, testBase, res, Usage{InputTokens: 1, OutputTokens: 2, Cost: 3})
 
 	// The file goes away under the store: the flush fails and keeps everything for the next.
 	e.db.Close()
@@ -167,8 +167,8 @@ func TestFlushFailureKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close()
-	rows, err := e2.Usage(ctx, UsageQuery{Project: "p", GroupBy: "tier", From: testBase, To: testBase})
-	want := []UsageRow{{Key: "free", Requests: 1, InputTokens: 1, OutputTokens: 2, Cost: 3}}
+	rows, err := e2.Usage(ctx, UsageQuery{Project: "p", GroupBy: []string{"tier"}, From: testBase, To: testBase})
+	want := []UsageRow{{Group: []string{"free"}, Requests: 1, InputTokens: 1, OutputTokens: 2, Cost: 3}}
 	if err != nil || !reflect.DeepEqual(rows, want) {
 		t.Errorf("Usage = %+v, %v; want %+v", rows, err, want)
 	}
@@ -211,8 +211,8 @@ func TestUsageDuringFlush(t *testing.T) {
 			t.Fatalf("only %d flushes ran in 20 s", flushes.Load())
 		}
 		res, _, _ := e.Reserve(ctx, testBase, req)
-		_ = e.Settle(ctx, testBase, res, Usage{InputTokens: 1})
-		rows, err := e.Usage(ctx, UsageQuery{Project: "p", GroupBy: "tier", From: testBase, To: testBase})
+		_, _ = e.Settle(ctx, testBase, res, Usage{InputTokens: 1})
+		rows, err := e.Usage(ctx, UsageQuery{Project: "p", GroupBy: []string{"tier"}, From: testBase, To: testBase})
 		if err != nil || len(rows) != 1 || rows[0].Requests != int64(i+1) || rows[0].InputTokens != int64(i+1) {
 			t.Fatalf("after %d requests: Usage = %+v, %v", i+1, rows, err)
 		}
@@ -228,14 +228,14 @@ func TestUsageRetention(t *testing.T) {
 	for d := range 5 {
 		now := testBase.Add(time.Duration(d) * 24 * time.Hour)
 		res, _, _ := e.Reserve(ctx, now, Request{Project: "p", User: "u"})
-		_ = e.Settle(ctx, now, res, Usage{InputTokens: 1})
+		_, _ = e.Settle(ctx, now, res, Usage{InputTokens: 1})
 		mustFlush(t, e)
 	}
 	mustFlush(t, e) // the clock is now day 4: days 0 and 1 are past 48 h
-	rows, err := e.Usage(ctx, UsageQuery{Project: "p", GroupBy: "day"})
+	rows, err := e.Usage(ctx, UsageQuery{Project: "p", GroupBy: []string{"day"}})
 	var days []string
 	for _, r := range rows {
-		days = append(days, r.Key)
+		days = append(days, r.Group[0])
 	}
 	if want := []string{"2026-02-02", "2026-02-03", "2026-02-04"}; err != nil || !reflect.DeepEqual(days, want) {
 		t.Errorf("days kept = %v, %v; want %v", days, err, want)
@@ -276,7 +276,7 @@ func TestCodec(t *testing.T) {
 	if !reflect.DeepEqual(got, u) {
 		t.Errorf("user round trip: %+v, want %+v", got, u)
 	}
-	a := usageAgg{1, 2, 3, 4}
+	a := usageAgg{1, 2, 3, 4, 5}
 	if got, err := parseUsage(appendUsage(nil, a)); err != nil || got != a {
 		t.Errorf("usage round trip: %+v, %v", got, err)
 	}
@@ -305,12 +305,12 @@ func TestCrash(t *testing.T) {
 		Limits:              Limits{RequestsPerMinute: 10, TokensPerDay: 1000, CostPerMonth: 1000},
 		ProjectCostPerMonth: 10000, Tokens: 100, Cost: 100}
 	res, _, _ := e.Reserve(ctx, testBase, req)
-	_ = e.Settle(ctx, testBase, res, Usage{InputTokens: 10, OutputTokens: 20, Cost: 30})
+	_, _ = e.Settle(ctx, testBase, res, Usage{InputTokens: 10, OutputTokens: 20, Cost: 30})
 	_, _, _ = e.Reserve(ctx, testBase, req) // in flight
 	mustFlush(t, e)
 
 	res, _, _ = e.Reserve(ctx, testBase.Add(time.Second), req) // lost
-	_ = e.Settle(ctx, testBase.Add(time.Second), res, Usage{InputTokens: 1, Cost: 1})
+	_, _ = e.Settle(ctx, testBase.Add(time.Second), res, Usage{InputTokens: 1, Cost: 1})
 	revokedAt := time.Now()
 	if err := e.Revoke(ctx, "p", RevokeSession, "s", revokedAt); err != nil {
 		t.Fatal(err)
@@ -328,7 +328,7 @@ func TestCrash(t *testing.T) {
 		t.Errorf("after the crash, Remaining = %+v\n                          want %+v", got, want)
 	}
 	rows, _ := e2.Usage(ctx, UsageQuery{Project: "p"})
-	if wantRows := []UsageRow{{Key: "u", Requests: 1, InputTokens: 10, OutputTokens: 20, Cost: 30}}; !reflect.DeepEqual(rows, wantRows) {
+	if wantRows := []UsageRow{{Group: []string{"u"}, Requests: 1, InputTokens: 10, OutputTokens: 20, Cost: 30}}; !reflect.DeepEqual(rows, wantRows) {
 		t.Errorf("after the crash, Usage = %+v, want %+v", rows, wantRows)
 	}
 	if got, _ := e2.RevokedBefore(ctx, "p", RevokeSession, "s"); !got.Equal(revokedAt) {
@@ -346,7 +346,7 @@ func TestFlusherWrites(t *testing.T) {
 	ctx := context.Background()
 	req := Request{Project: "p", User: "u", ProjectCostPerMonth: 1000, Cost: 10}
 	res, _, _ := e.Reserve(ctx, testBase, req)
-	_ = e.Settle(ctx, testBase, res, Usage{InputTokens: 5, Cost: 7})
+	_, _ = e.Settle(ctx, testBase, res, Usage{InputTokens: 5, Cost: 7})
 	sh := &e.shards[shardIndex("p", "u")]
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		sh.mu.Lock()

@@ -135,12 +135,12 @@ func (u *userState) refusal(l Limits, reqs, toks, tokens int64, cost Nanos, ns, 
 // Settle implements Store. The reservation is looked up by its ID among the user's holds: one
 // already settled, never made here (or made before a restart) or made by another store is
 // ignored, so a slot is freed exactly once and nothing is charged twice.
-func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, used Usage) error {
+func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, used Usage) (Spend, error) {
 	if e.closed.Load() {
-		return ErrClosed
+		return Spend{}, ErrClosed
 	}
 	if res.ID == 0 {
-		return nil
+		return Spend{}, nil
 	}
 	req := res.Request
 	sh := &e.shards[shardIndex(req.Project, req.User)]
@@ -148,43 +148,48 @@ func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, use
 	defer sh.mu.Unlock()
 	u := sh.users[userKey{req.Project, req.User}] // a user with holds is never evicted
 	if u == nil {
-		return nil
+		return Spend{}, nil
 	}
 	h, ok := u.holds[res.ID]
 	if !ok {
-		return nil
+		return Spend{}, nil
 	}
 	delete(u.holds, res.ID)
 	if h.slot {
 		u.concurrent--
 	}
 	in, out, cost := max(used.InputTokens, 0), max(used.OutputTokens, 0), max(used.Cost, 0)
+	cached := min(max(used.CachedInputTokens, 0), in)
 	dTokens, dCost := in+out-h.tokens, cost-h.cost
 	// Only the window second, day and month that held the reservation change: settling
 	// yesterday's request must not make room today.
 	if u.win != nil && dTokens != 0 {
 		u.win.adjustTokens(h.sec, dTokens)
 	}
+	var spend Spend
 	if u.day == h.day {
 		u.dayTokens = max(u.dayTokens+dTokens, 0)
 		u.dayCost = max(u.dayCost+dCost, 0)
+		spend.UserDay = u.dayCost
 	}
 	if u.month == h.month {
 		u.monthCost = max(u.monthCost+dCost, 0)
+		spend.UserMonth = u.monthCost
 	}
-	if dCost != 0 {
-		p := e.project(req.Project)
-		p.mu.Lock()
-		if p.month == h.projectMonth {
+	p := e.project(req.Project)
+	p.mu.Lock()
+	if p.month == h.projectMonth {
+		if dCost != 0 {
 			p.monthCost = max(p.monthCost+dCost, 0)
 			p.dirty = true
 		}
-		p.mu.Unlock()
+		spend.ProjectMonth = p.monthCost
 	}
+	p.mu.Unlock()
 	u.dirty = true
 	u.addUsage(dayOf(res.At), req.Session, req.Tier, req.Model,
-		usageAgg{Requests: 1, InputTokens: in, OutputTokens: out, Cost: cost})
-	return nil
+		usageAgg{Requests: 1, InputTokens: in, CachedInputTokens: cached, OutputTokens: out, Cost: cost})
+	return spend, nil
 }
 
 // Remaining implements Store. It changes nothing, and does not keep a user it had to read

@@ -125,9 +125,18 @@ type Reservation struct {
 
 // Usage is what a request really used, to be charged at Settle.
 type Usage struct {
-	InputTokens  int64
-	OutputTokens int64
-	Cost         Nanos
+	InputTokens int64
+	// CachedInputTokens is the part of InputTokens the provider read from its prompt cache.
+	CachedInputTokens int64
+	OutputTokens      int64
+	Cost              Nanos
+}
+
+// Spend is what a user and their project have spent in the periods a reservation was charged
+// to, just after Settle charged it: what settled, and what requests still in flight hold. A
+// period that is no longer the current one (the day rolled over meanwhile) reads 0.
+type Spend struct {
+	UserDay, UserMonth, ProjectMonth Nanos
 }
 
 // Revocation kinds.
@@ -139,9 +148,9 @@ const (
 // UsageQuery selects usage aggregates of one project.
 type UsageQuery struct {
 	Project string
-	// GroupBy is one of user, org, session, tier, model, day.
-	GroupBy string
-	// From and To are UTC days, inclusive.
+	// GroupBy is one or two of user, org, session, tier, model, day (default: user).
+	GroupBy []string
+	// From and To are UTC days, inclusive; a zero one leaves that end open.
 	From, To time.Time
 	// User, when set, keeps only that user's usage.
 	User string
@@ -149,11 +158,13 @@ type UsageQuery struct {
 
 // UsageRow is one group of usage.
 type UsageRow struct {
-	Key          string `json:"key"`
-	Requests     int64  `json:"requests"`
-	InputTokens  int64  `json:"input_tokens"`
-	OutputTokens int64  `json:"output_tokens"`
-	Cost         Nanos  `json:"-"`
+	// Group is the row's value of each of the query's GroupBy dimensions, in order.
+	Group             []string
+	Requests          int64
+	InputTokens       int64
+	CachedInputTokens int64
+	OutputTokens      int64
+	Cost              Nanos
 }
 
 // Remaining is what is left of each of a user's limits, for GET /v1/me. A field for a limit
@@ -176,12 +187,17 @@ type Store interface {
 	// Reserve admits req if every limit has room for its worst case, reserving it, at now.
 	Reserve(ctx context.Context, now time.Time, req Request) (Reservation, Decision, error)
 	// Settle replaces res's reservation by used (which may be more or less than reserved),
-	// records it in the usage aggregates and frees its concurrency slot.
-	Settle(ctx context.Context, now time.Time, res Reservation, used Usage) error
+	// records it in the usage aggregates and frees its concurrency slot. It reports the
+	// spend of the user and project just after; settling a reservation again reports nothing.
+	Settle(ctx context.Context, now time.Time, res Reservation, used Usage) (Spend, error)
 	// Remaining reports what is left of req's limits at now, reserving nothing.
 	Remaining(ctx context.Context, now time.Time, req Request) (Remaining, error)
-	// Usage returns the aggregates q asks for, sorted by key.
+	// Usage returns the aggregates q asks for, sorted by group.
 	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
+	// Claim records key of a project until it expires at until, and reports whether this call
+	// was the first to: once-only events (an alert announced, an attestation token used) are
+	// decided by it, across the instances that share the store.
+	Claim(ctx context.Context, project, key string, until time.Time) (first bool, err error)
 	// Revoke refuses, from now on, every token of the session or user (kind) issued at or
 	// before at.
 	Revoke(ctx context.Context, project, kind, id string, at time.Time) error

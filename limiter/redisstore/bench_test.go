@@ -46,7 +46,7 @@ func benchReserveSettle(b *testing.B, s limiter.Store, counter *commandCounter) 
 		if err != nil || !dec.Allowed {
 			b.Fatalf("Reserve: %+v, %v", dec, err)
 		}
-		if err := s.Settle(ctx, now, res, used); err != nil {
+		if _, err := s.Settle(ctx, now, res, used); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -26,7 +26,7 @@ func TestFailOpenFallback(t *testing.T) {
 			t.Errorf("fallback reservation id %x has no fallback mark", res.ID)
 		}
 		if want {
-			if err := s.Settle(ctx, storetest.Base, res, limiter.Usage{InputTokens: 5}); err != nil {
+			if _, err := s.Settle(ctx, storetest.Base, res, limiter.Usage{InputTokens: 5}); err != nil {
 				t.Errorf("Settle of a fallback reservation: %v", err)
 			}
 		}
@@ -53,7 +53,7 @@ func TestFailOpenFallback(t *testing.T) {
 	var rows []limiter.UsageRow
 	if !eventually(5e9, func() bool {
 		var err error
-		rows, err = s.Usage(ctx, limiter.UsageQuery{Project: "p", GroupBy: "tier", From: storetest.Base, To: storetest.Base})
+		rows, err = s.Usage(ctx, limiter.UsageQuery{Project: "p", GroupBy: []string{"tier"}, From: storetest.Base, To: storetest.Base})
 		return err == nil
 	}) {
 		t.Fatal("Usage failed with Redis back")

@@ -27,8 +27,9 @@ func KeyLayout(opts Options) []KeyDoc {
 		{p + "inflight:<user>", "zset", "reservation id -> concurrency lease end (unix ms)", (opts.ConcurrencyLease + settleGrace).String()},
 		{p + "project", "hash", "the project's budget month and cost (m, mc)", counterTTL.String()},
 		{p + "rev:<kind>:<id>", "string", "unix nanoseconds of the latest revocation of a user or session", opts.RevocationTTL.String()},
-		{p + "usage:<day>", "hash", `"user\0session\0tier\0model\0" + r|i|o|c -> requests, input and output tokens, cost`, opts.UsageRetention.String()},
+		{p + "usage:<day>", "hash", `"user\0session\0tier\0model\0" + r|i|k|o|c -> requests, input, cached input and output tokens, cost`, opts.UsageRetention.String()},
 		{p + "usage-days", "zset", "days (since 1970-01-01 UTC) that have usage", opts.UsageRetention.String()},
+		{p + "claim:<key>", "string", "a once-only event: an alert announced, an attestation token used", "until the claim's end"},
 	}
 }
 

@@ -48,7 +48,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 
 func TestKeyLayout(t *testing.T) {
 	keys := KeyLayout(Options{KeyPrefix: "gw:"})
-	if len(keys) != 8 {
+	if len(keys) != 9 {
 		t.Fatalf("%d keys", len(keys))
 	}
 	for _, k := range keys {

@@ -46,7 +46,7 @@ func drive(t *testing.T, s *Store, tl *tally, stop <-chan struct{}, wg *sync.Wai
 					return
 				}
 				tl.admitted.Add(1)
-				err = s.Settle(ctx, storetest.Base, res, limiter.Usage{InputTokens: 1, Cost: 1})
+				_, err = s.Settle(ctx, storetest.Base, res, limiter.Usage{InputTokens: 1, Cost: 1})
 				if err != nil && !errors.Is(err, limiter.ErrUnavailable) {
 					t.Errorf("Settle: %v, want an error wrapping ErrUnavailable", err)
 				}
@@ -129,7 +129,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Errorf("settlements still queued with Redis back: %d, %d", closed.retries.len(), open.retries.len())
 	}
 	// Redis lost everything, and what it has now is what was admitted since: usage answers.
-	if _, err := closed.Usage(ctx, limiter.UsageQuery{Project: "p_outage", GroupBy: "user", From: storetest.Base, To: storetest.Base}); err != nil {
+	if _, err := closed.Usage(ctx, limiter.UsageQuery{Project: "p_outage", GroupBy: []string{"user"}, From: storetest.Base, To: storetest.Base}); err != nil {
 		t.Errorf("Usage with Redis back: %v", err)
 	}
 }
@@ -149,7 +149,7 @@ func TestQueuedSettleReachesRedis(t *testing.T) {
 	if err := srv.Client().ClientPause(ctx, 1500*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Settle(ctx, storetest.Base, res, limiter.Usage{}); !errors.Is(err, limiter.ErrUnavailable) {
+	if _, err := s.Settle(ctx, storetest.Base, res, limiter.Usage{}); !errors.Is(err, limiter.ErrUnavailable) {
 		t.Fatalf("Settle while paused: %v, want ErrUnavailable", err)
 	}
 	if !eventually(10*time.Second, func() bool {
@@ -177,7 +177,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 			wg.Go(func() {
 				res, dec, err := s.Reserve(ctx, storetest.Base, testRequest("p", fmt.Sprint(i%3)))
 				if err == nil && dec.Allowed {
-					_ = s.Settle(ctx, storetest.Base, res, limiter.Usage{})
+					_, _ = s.Settle(ctx, storetest.Base, res, limiter.Usage{})
 				}
 			})
 		}

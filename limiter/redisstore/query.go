@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -16,13 +15,21 @@ import (
 // Usage implements limiter.Store in two round trips: the days that have usage, then their
 // aggregates. With FailOpen, what this instance admitted while Redis was down is added in.
 func (s *Store) Usage(ctx context.Context, q limiter.UsageQuery) ([]limiter.UsageRow, error) {
-	days, err := s.client.ZRangeByScore(ctx, s.usageDaysKey(q.Project), &redis.ZRangeBy{
-		Min: strconv.FormatInt(dayOf(q.From), 10), Max: strconv.FormatInt(dayOf(q.To), 10),
-	}).Result()
+	g, err := limiter.NewUsageGrouper(q)
+	if err != nil {
+		return nil, err
+	}
+	from, to := "-inf", "+inf"
+	if !q.From.IsZero() {
+		from = strconv.FormatInt(dayOf(q.From), 10)
+	}
+	if !q.To.IsZero() {
+		to = strconv.FormatInt(dayOf(q.To), 10)
+	}
+	days, err := s.client.ZRangeByScore(ctx, s.usageDaysKey(q.Project), &redis.ZRangeBy{Min: from, Max: to}).Result()
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	groups := map[string]*limiter.UsageRow{}
 	if len(days) > 0 {
 		// Every key of a project is in one slot, so this pipeline is one round trip in Cluster
 		// too.
@@ -40,7 +47,7 @@ func (s *Store) Usage(ctx context.Context, q limiter.UsageQuery) ([]limiter.Usag
 				continue
 			}
 			for field, val := range cmd.Val() {
-				addUsage(groups, q, day, field, val)
+				addUsage(g, q.User, day, field, val)
 			}
 		}
 	}
@@ -50,24 +57,15 @@ func (s *Store) Usage(ctx context.Context, q limiter.UsageQuery) ([]limiter.Usag
 			return nil, err
 		}
 		for _, r := range rows {
-			g := group(groups, r.Key)
-			g.Requests += r.Requests
-			g.InputTokens += r.InputTokens
-			g.OutputTokens += r.OutputTokens
-			g.Cost += r.Cost
+			g.AddRow(r)
 		}
 	}
-	rows := make([]limiter.UsageRow, 0, len(groups))
-	for _, r := range groups {
-		rows = append(rows, *r)
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Key < rows[j].Key })
-	return rows, nil
+	return g.Rows(), nil
 }
 
-// addUsage adds one usage field ("user\0session\0tier\0model\0" + r|i|o|c) of day to its
-// group, if q selects it.
-func addUsage(groups map[string]*limiter.UsageRow, q limiter.UsageQuery, day int64, field, val string) {
+// addUsage adds one usage field ("user\0session\0tier\0model\0" + r|i|k|o|c) of day to its
+// group, if the query selects it.
+func addUsage(g *limiter.UsageGrouper, user string, day int64, field, val string) {
 	if len(field) < 2 || field[len(field)-2] != 0 {
 		return
 	}
@@ -83,52 +81,41 @@ func addUsage(groups map[string]*limiter.UsageRow, q limiter.UsageQuery, day int
 		tuple[i], rest = rest[j+1:], rest[:j]
 	}
 	tuple[0] = rest
-	if q.User != "" && tuple[0] != q.User {
+	if user != "" && tuple[0] != user {
 		return
 	}
 	n, err := strconv.ParseInt(val, 10, 64)
 	if err != nil {
 		return
 	}
-	g := group(groups, groupKey(q.GroupBy, day, tuple))
+	rec := limiter.UsageRecord{Day: time.Unix(day*86400, 0).UTC(), User: tuple[0], Session: tuple[1], Tier: tuple[2], Model: tuple[3]}
 	switch metric {
 	case 'r':
-		g.Requests += n
+		rec.Requests = n
 	case 'i':
-		g.InputTokens += n
+		rec.InputTokens = n
+	case 'k':
+		rec.CachedInputTokens = n
 	case 'o':
-		g.OutputTokens += n
+		rec.OutputTokens = n
 	case 'c':
-		g.Cost += limiter.Nanos(n)
+		rec.Cost = limiter.Nanos(n)
+	default:
+		return
 	}
+	g.Add(rec)
 }
 
-func group(groups map[string]*limiter.UsageRow, key string) *limiter.UsageRow {
-	g, ok := groups[key]
-	if !ok {
-		g = &limiter.UsageRow{Key: key}
-		groups[key] = g
+// Claim implements limiter.Store in one round trip: SET NX with the claim's end.
+func (s *Store) Claim(ctx context.Context, project, key string, until time.Time) (bool, error) {
+	ok, err := s.client.SetArgs(ctx, s.projectKey(project, "claim:", key), 1, redis.SetArgs{Mode: "NX", ExpireAt: until}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, unavailable(err)
 	}
-	return g
-}
-
-// groupKey is the group of a usage tuple, as limiter.Embedded groups: org is the part of the
-// user before the first ':', and anything unknown groups by user.
-func groupKey(groupBy string, day int64, t [4]string) string {
-	switch groupBy {
-	case "org":
-		org, _, _ := strings.Cut(t[0], ":")
-		return org
-	case "session":
-		return t[1]
-	case "tier":
-		return t[2]
-	case "model":
-		return t[3]
-	case "day":
-		return time.Unix(day*86400, 0).UTC().Format(time.DateOnly)
-	}
-	return t[0]
+	return ok == "OK", nil
 }
 
 // Revoke implements limiter.Store.

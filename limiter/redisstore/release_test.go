@@ -61,17 +61,17 @@ func TestReleaseUndoesAReservation(t *testing.T) {
 			t.Fatalf("after release: held %+v, want %+v", h, before)
 		}
 	}
-	if err := s.Settle(ctx, now, res, limiter.Usage{InputTokens: 500, Cost: 500}); err != nil {
+	if _, err := s.Settle(ctx, now, res, limiter.Usage{InputTokens: 500, Cost: 500}); err != nil {
 		t.Fatal(err)
 	}
 	if h := held(t, s, now, req); h != before {
 		t.Fatalf("a settle after the release changed what is held: %+v, want %+v", h, before)
 	}
-	rows, err := s.Usage(ctx, limiter.UsageQuery{Project: "p_rel", GroupBy: "user", From: now, To: now})
+	rows, err := s.Usage(ctx, limiter.UsageQuery{Project: "p_rel", GroupBy: []string{"user"}, From: now, To: now})
 	if err != nil || len(rows) != 0 {
 		t.Fatalf("usage after a release: %+v, %v; want none", rows, err)
 	}
-	if err := s.Settle(ctx, now, keep, limiter.Usage{}); err != nil {
+	if _, err := s.Settle(ctx, now, keep, limiter.Usage{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -136,7 +136,7 @@ func TestPausedRedisHoldsNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Settle(ctx, now, res, limiter.Usage{}); err != nil {
+		if _, err := s.Settle(ctx, now, res, limiter.Usage{}); err != nil {
 			t.Fatal(err)
 		}
 		before[i] = held(t, s, now, req)

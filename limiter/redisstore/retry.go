@@ -96,7 +96,7 @@ func (s *Store) drainSettles(ctx context.Context) {
 		if p.release {
 			err = s.release(ctx, p.res)
 		} else {
-			err = s.settle(ctx, p.res, p.used)
+			_, err = s.settle(ctx, p.res, p.used)
 		}
 		if err != nil && transient(err) {
 			s.retries.putBack(items[i:])

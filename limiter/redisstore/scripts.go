@@ -169,12 +169,13 @@ return {refused, retry, rq.sum, reset(rq), tk.sum, reset(tk)}
 // KEYS: 1 user, 2 tpm, 3 inflight, 4 project, 5 usage of the day, 6 usage days.
 // ARGV: 1 reservation id, 2 reserved at (unix s), 3 its day, 4 its month, 5 token delta,
 // 6 cost delta, 7 usage field prefix, 8 input tokens, 9 output tokens, 10 cost,
-// 11 usage TTL (s), 12 forget usage days before.
+// 11 usage TTL (s), 12 forget usage days before, 13 cached input tokens.
 //
-// Returns 1 when settled, 0 when there was nothing to settle.
+// Returns {1, the user's day cost, month cost, the project's month cost} when settled (-1 for
+// a period that is no longer the reservation's), {0} when there was nothing to settle.
 var settleScript = redis.NewScript(`
 if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then
-  return 0
+  return {0}
 end
 local function adjust(key, field, delta)
   if redis.call('HINCRBY', key, field, delta) < 0 then
@@ -184,27 +185,34 @@ end
 if ARGV[5] ~= '0' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
   adjust(KEYS[2], ARGV[2], ARGV[5])
 end
+local spend = {1, -1, -1, -1}
 local u = redis.call('HMGET', KEYS[1], 'd', 'm')
 if u[1] == ARGV[3] then
   adjust(KEYS[1], 'dt', ARGV[5])
   adjust(KEYS[1], 'dc', ARGV[6])
+  spend[2] = tonumber(redis.call('HGET', KEYS[1], 'dc'))
 end
 if u[2] == ARGV[4] then
   adjust(KEYS[1], 'mc', ARGV[6])
+  spend[3] = tonumber(redis.call('HGET', KEYS[1], 'mc'))
 end
 if redis.call('HGET', KEYS[4], 'm') == ARGV[4] then
   adjust(KEYS[4], 'mc', ARGV[6])
+  spend[4] = tonumber(redis.call('HGET', KEYS[4], 'mc'))
 end
 local f = ARGV[7]
 redis.call('HINCRBY', KEYS[5], f .. 'r', 1)
 redis.call('HINCRBY', KEYS[5], f .. 'i', ARGV[8])
 redis.call('HINCRBY', KEYS[5], f .. 'o', ARGV[9])
 redis.call('HINCRBY', KEYS[5], f .. 'c', ARGV[10])
+if ARGV[13] ~= '0' then
+  redis.call('HINCRBY', KEYS[5], f .. 'k', ARGV[13])
+end
 redis.call('EXPIRE', KEYS[5], ARGV[11])
 redis.call('ZADD', KEYS[6], ARGV[3], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[12])
 redis.call('EXPIRE', KEYS[6], ARGV[11])
-return 1
+return spend
 `)
 
 // releaseScript undoes a reservation whose answer the gateway never got (the call timed out,

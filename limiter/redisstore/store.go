@@ -235,46 +235,56 @@ func (s *Store) release(ctx context.Context, res limiter.Reservation) error {
 
 // Settle implements limiter.Store in one round trip. When Redis cannot take it, it is queued
 // and retried in the background, and the error says so.
-func (s *Store) Settle(ctx context.Context, now time.Time, res limiter.Reservation, used limiter.Usage) error {
+func (s *Store) Settle(ctx context.Context, now time.Time, res limiter.Reservation, used limiter.Usage) (limiter.Spend, error) {
 	if res.ID&fallbackID != 0 {
 		if s.fallback == nil {
-			return nil
+			return limiter.Spend{}, nil
 		}
 		res.ID &^= fallbackID
 		return s.fallback.Settle(ctx, now, res, used)
 	}
 	if res.ID == 0 {
-		return nil // not a reservation (a refused request)
+		return limiter.Spend{}, nil // not a reservation (a refused request)
 	}
-	err := s.settle(ctx, res, used)
+	spend, err := s.settle(ctx, res, used)
 	if err == nil {
-		return nil
+		return spend, nil
 	}
 	if !transient(err) {
-		return unavailable(err)
+		return limiter.Spend{}, unavailable(err)
 	}
 	if !s.retries.push(pendingSettle{res: res, used: used}) {
-		return fmt.Errorf("%w (retry queue full: usage dropped)", unavailable(err))
+		return limiter.Spend{}, fmt.Errorf("%w (retry queue full: usage dropped)", unavailable(err))
 	}
-	return fmt.Errorf("%w (queued for retry)", unavailable(err))
+	return limiter.Spend{}, fmt.Errorf("%w (queued for retry)", unavailable(err))
 }
 
 // settle runs the settle script.
-func (s *Store) settle(ctx context.Context, res limiter.Reservation, used limiter.Usage) error {
+func (s *Store) settle(ctx context.Context, res limiter.Reservation, used limiter.Usage) (limiter.Spend, error) {
 	req := &res.Request
 	day := dayOf(res.At)
 	keys := s.settleKeys(req.Project, req.User, strconv.FormatInt(day, 10))
-	err := settleScript.Run(ctx, s.client, keys[:],
+	in, out, cost := max(used.InputTokens, 0), max(used.OutputTokens, 0), max(used.Cost, 0)
+	cached := min(max(used.CachedInputTokens, 0), in)
+	v, err := settleScript.Run(ctx, s.client, keys[:],
 		res.ID, windowSecond(res.At), day, monthOf(res.At),
-		used.InputTokens+used.OutputTokens-req.Tokens, int64(used.Cost-req.Cost),
-		usageField(req), used.InputTokens, used.OutputTokens, int64(used.Cost),
-		s.usageTTL, day-s.usageDays,
-	).Err()
-	if errors.Is(err, redis.Nil) {
-		err = nil
+		in+out-req.Tokens, int64(cost-req.Cost),
+		usageField(req), in, out, int64(cost),
+		s.usageTTL, day-s.usageDays, cached,
+	).Int64Slice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return limiter.Spend{}, nil
+	case err != nil:
+		return limiter.Spend{}, err
+	case len(v) != 4:
+		return limiter.Spend{}, nil // nothing was settled: {0}
 	}
-	return err
+	return limiter.Spend{UserDay: spent(v[1]), UserMonth: spent(v[2]), ProjectMonth: spent(v[3])}, nil
 }
+
+// spent reads a settle script's spend, -1 meaning a period no longer current.
+func spent(v int64) limiter.Nanos { return limiter.Nanos(max(v, 0)) }
 
 // Remaining implements limiter.Store in one round trip. With FailOpen and Redis down, it
 // reports the local fallback's view.

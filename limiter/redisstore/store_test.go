@@ -61,7 +61,7 @@ func TestOneRoundTrip(t *testing.T) {
 			if err != nil || !dec.Allowed {
 				t.Fatalf("Reserve: %+v, %v", dec, err)
 			}
-			if err := s.Settle(ctx, now, res, limiter.Usage{InputTokens: 10, OutputTokens: 10, Cost: 10}); err != nil {
+			if _, err := s.Settle(ctx, now, res, limiter.Usage{InputTokens: 10, OutputTokens: 10, Cost: 10}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -101,7 +101,7 @@ func TestKeysHaveTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i%4 != 0 { // some stay in flight
-			if err := s.Settle(ctx, now, res, limiter.Usage{InputTokens: 1, Cost: 1}); err != nil {
+			if _, err := s.Settle(ctx, now, res, limiter.Usage{InputTokens: 1, Cost: 1}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -114,7 +114,10 @@ func TestKeysHaveTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Usage(ctx, limiter.UsageQuery{Project: "p_456", GroupBy: "user", From: now, To: now.Add(24 * time.Hour)}); err != nil {
+	if _, err := s.Usage(ctx, limiter.UsageQuery{Project: "p_456", GroupBy: []string{"user"}, From: now, To: now.Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "p_456", "alert:x", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -135,16 +138,16 @@ func TestKeysHaveTTL(t *testing.T) {
 		kind, _, _ := strings.Cut(strings.TrimPrefix(k, "ttl:{p_456}:"), ":")
 		kinds[kind]++
 	}
-	for _, kind := range []string{"u", "rpm", "tpm", "inflight", "project", "rev", "usage", "usage-days"} {
+	for _, kind := range []string{"u", "rpm", "tpm", "inflight", "project", "rev", "usage", "usage-days", "claim"} {
 		if kinds[kind] == 0 {
 			t.Errorf("no %q key among %v", kind, keys)
 		}
 	}
-	if len(kinds) != 8 {
-		t.Errorf("key kinds %v, want the 8 of KeyLayout", kinds)
+	if len(kinds) != 9 {
+		t.Errorf("key kinds %v, want the 9 of KeyLayout", kinds)
 	}
-	if got := len(KeyLayout(Options{})); got != 8 {
-		t.Errorf("KeyLayout lists %d keys, want 8", got)
+	if got := len(KeyLayout(Options{})); got != 9 {
+		t.Errorf("KeyLayout lists %d keys, want 9", got)
 	}
 }
 
@@ -196,7 +199,7 @@ func TestInstancesShareLimits(t *testing.T) {
 				return false
 			}
 			// The other instance settles it: a reservation is not tied to its store.
-			if err := stores[(i+1)%2].Settle(ctx, now, res, limiter.Usage{Cost: cost}); err != nil {
+			if _, err := stores[(i+1)%2].Settle(ctx, now, res, limiter.Usage{Cost: cost}); err != nil {
 				t.Error(err)
 			}
 			return true

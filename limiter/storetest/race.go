@@ -67,7 +67,8 @@ func testRace(t *testing.T, open func(t *testing.T) limiter.Store) {
 			if err != nil || !dec.Allowed {
 				return false, err
 			}
-			return true, e.s.Settle(e.ctx, Base.Add(time.Second), res, limiter.Usage{InputTokens: 600, OutputTokens: 400, Cost: cost})
+			_, err = e.s.Settle(e.ctx, Base.Add(time.Second), res, limiter.Usage{InputTokens: 600, OutputTokens: 400, Cost: cost})
+			return true, err
 		})
 		spent := limiter.Nanos(n) * cost
 		if spent > budget || n != int64(budget/cost) {
@@ -76,7 +77,7 @@ func testRace(t *testing.T, open func(t *testing.T) limiter.Store) {
 		if got := e.remaining(Base.Add(time.Second), limiter.Request{Project: e.project, User: "u0", ProjectCostPerMonth: budget}).ProjectCostPerMonth; got != budget-spent {
 			t.Errorf("project budget left = %d, want %d", got, budget-spent)
 		}
-		rows := e.usage(limiter.UsageQuery{Project: e.project, GroupBy: "tier", From: Base, To: Base})
+		rows := e.usage(limiter.UsageQuery{Project: e.project, GroupBy: []string{"tier"}, From: Base, To: Base})
 		if len(rows) != 1 || rows[0].Cost != spent || rows[0].Requests != n || rows[0].InputTokens != 600*n {
 			t.Errorf("Usage = %+v, want one row of %d requests costing %d", rows, n, spent)
 		}
@@ -96,7 +97,7 @@ func testRace(t *testing.T, open func(t *testing.T) limiter.Store) {
 				if err != nil || !dec.Allowed {
 					return false, err
 				}
-				if err := e.s.Settle(e.ctx, now, res, limiter.Usage{Cost: cost / 2}); err != nil {
+				if _, err := e.s.Settle(e.ctx, now, res, limiter.Usage{Cost: cost / 2}); err != nil {
 					return false, err
 				}
 				charged.Add(cost / 2)

@@ -54,8 +54,8 @@ func testSettle(t *testing.T, open func(t *testing.T) limiter.Store) {
 		e.settle(Base.Add(2*time.Second), res, used)
 		e.settle(Base.Add(3*time.Second), res, limiter.Usage{InputTokens: 500, Cost: 500})
 		check(e, Base.Add(3*time.Second), left(70, 970, 70, 970, budget-30))
-		want := []limiter.UsageRow{{Key: "u1", Requests: 1, InputTokens: 10, OutputTokens: 20, Cost: 30}}
-		if got := e.usage(limiter.UsageQuery{Project: e.project, GroupBy: "user", From: Base, To: Base}); !rowsEqual(got, want) {
+		want := []limiter.UsageRow{{Group: []string{"u1"}, Requests: 1, InputTokens: 10, OutputTokens: 20, Cost: 30}}
+		if got := e.usage(limiter.UsageQuery{Project: e.project, GroupBy: []string{"user"}, From: Base, To: Base}); !rowsEqual(got, want) {
 			t.Errorf("Usage = %+v, want %+v", got, want)
 		}
 	})
@@ -106,8 +106,8 @@ func testSettle(t *testing.T, open func(t *testing.T) limiter.Store) {
 		res := e.admit(late, r)
 		e.settle(late.Add(time.Minute), res, limiter.Usage{InputTokens: 1, Cost: 150})
 		e.admit(late.Add(time.Minute), r)
-		rows := e.usage(limiter.UsageQuery{Project: e.project, GroupBy: "day", From: late, To: late.Add(time.Minute)})
-		want := []limiter.UsageRow{{Key: "2026-01-31", Requests: 1, InputTokens: 1, Cost: 150}}
+		rows := e.usage(limiter.UsageQuery{Project: e.project, GroupBy: []string{"day"}, From: late, To: late.Add(time.Minute)})
+		want := []limiter.UsageRow{{Group: []string{"2026-01-31"}, Requests: 1, InputTokens: 1, Cost: 150}}
 		if !rowsEqual(rows, want) {
 			t.Errorf("Usage = %+v, want %+v (under the day it was reserved)", rows, want)
 		}

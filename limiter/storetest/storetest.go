@@ -34,6 +34,9 @@ func Run(t *testing.T, open func(t *testing.T) limiter.Store) {
 	t.Run("DecisionHeaders", func(t *testing.T) { testDecisionHeaders(t, open) })
 	t.Run("Revoke", func(t *testing.T) { testRevoke(t, open) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open) })
+	t.Run("UsageTwoDimensions", func(t *testing.T) { testUsageTwoDimensions(t, open) })
+	t.Run("SettleSpend", func(t *testing.T) { testSettleSpend(t, open) })
+	t.Run("Claim", func(t *testing.T) { testClaim(t, open) })
 	t.Run("Remaining", func(t *testing.T) { testRemaining(t, open) })
 	t.Run("Race", func(t *testing.T) { testRace(t, open) })
 }
@@ -109,11 +112,13 @@ func (e *env) refuse(now time.Time, r limiter.Request, want limiter.Limit) limit
 	return dec
 }
 
-func (e *env) settle(now time.Time, res limiter.Reservation, used limiter.Usage) {
+func (e *env) settle(now time.Time, res limiter.Reservation, used limiter.Usage) limiter.Spend {
 	e.t.Helper()
-	if err := e.s.Settle(e.ctx, now, res, used); err != nil {
+	spend, err := e.s.Settle(e.ctx, now, res, used)
+	if err != nil {
 		e.t.Fatalf("Settle: %v", err)
 	}
+	return spend
 }
 
 func (e *env) remaining(now time.Time, r limiter.Request) limiter.Remaining {

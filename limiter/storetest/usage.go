@@ -59,7 +59,7 @@ func testUsage(t *testing.T, open func(t *testing.T) limiter.Store) {
 	e.admit(Base, limiter.Request{Project: e.project, User: "solo", Session: "s-c", Tier: "pro", Model: "gpt-4o", Tokens: 5})
 
 	row := func(key string, n, in, out int64) limiter.UsageRow {
-		return limiter.UsageRow{Key: key, Requests: n, InputTokens: in, OutputTokens: out, Cost: limiter.Nanos(10 * in)}
+		return limiter.UsageRow{Group: []string{key}, Requests: n, InputTokens: in, OutputTokens: out, Cost: limiter.Nanos(10 * in)}
 	}
 	all := limiter.UsageQuery{Project: e.project, From: day("2026-01-30"), To: day("2026-02-01")}
 	for _, c := range []struct {
@@ -67,35 +67,47 @@ func testUsage(t *testing.T, open func(t *testing.T) limiter.Store) {
 		q    func(q limiter.UsageQuery) limiter.UsageQuery
 		want []limiter.UsageRow
 	}{
-		{"user", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = "user"; return q },
+		{"user", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"user"}; return q },
 			[]limiter.UsageRow{row("org_9:user_2", 2, 30, 15), row("org_9:user_3", 2, 90, 45), row("solo", 2, 90, 45)}},
-		{"org", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = "org"; return q },
+		{"org", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"org"}; return q },
 			[]limiter.UsageRow{row("org_9", 4, 120, 60), row("solo", 2, 90, 45)}},
-		{"session", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = "session"; return q },
+		{"session", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"session"}; return q },
 			[]limiter.UsageRow{row("s-a", 2, 30, 15), row("s-b", 2, 90, 45), row("s-c", 2, 90, 45)}},
-		{"tier", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = "tier"; return q },
+		{"tier", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"tier"}; return q },
 			[]limiter.UsageRow{row("free", 3, 90, 45), row("pro", 3, 120, 60)}},
-		{"model", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = "model"; return q },
+		{"model", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"model"}; return q },
 			[]limiter.UsageRow{row("gpt-4o", 3, 100, 50), row("gpt-4o-mini", 3, 110, 55)}},
-		{"day", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = "day"; return q },
+		{"day", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"day"}; return q },
 			[]limiter.UsageRow{row("2026-01-30", 1, 10, 5), row("2026-01-31", 3, 90, 45), row("2026-02-01", 2, 110, 55)}},
 		{"one_day", func(q limiter.UsageQuery) limiter.UsageQuery {
-			q.GroupBy, q.From, q.To = "user", day("2026-01-31"), day("2026-01-31")
+			q.GroupBy, q.From, q.To = []string{"user"}, day("2026-01-31"), day("2026-01-31")
 			return q
 		}, []limiter.UsageRow{row("org_9:user_2", 1, 20, 10), row("org_9:user_3", 1, 30, 15), row("solo", 1, 40, 20)}},
-		{"from", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy, q.From = "day", day("2026-01-31"); return q },
+		{"from", func(q limiter.UsageQuery) limiter.UsageQuery {
+			q.GroupBy, q.From = []string{"day"}, day("2026-01-31")
+			return q
+		},
 			[]limiter.UsageRow{row("2026-01-31", 3, 90, 45), row("2026-02-01", 2, 110, 55)}},
-		{"to", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy, q.To = "day", day("2026-01-31"); return q },
+		{"to", func(q limiter.UsageQuery) limiter.UsageQuery {
+			q.GroupBy, q.To = []string{"day"}, day("2026-01-31")
+			return q
+		},
 			[]limiter.UsageRow{row("2026-01-30", 1, 10, 5), row("2026-01-31", 3, 90, 45)}},
-		{"user_filter", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy, q.User = "day", "solo"; return q },
+		{"user_filter", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy, q.User = []string{"day"}, "solo"; return q },
 			[]limiter.UsageRow{row("2026-01-31", 1, 40, 20), row("2026-02-01", 1, 50, 25)}},
-		{"user_filter_org", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy, q.User = "org", "org_9:user_3"; return q },
+		{"user_filter_org", func(q limiter.UsageQuery) limiter.UsageQuery {
+			q.GroupBy, q.User = []string{"org"}, "org_9:user_3"
+			return q
+		},
 			[]limiter.UsageRow{row("org_9", 2, 90, 45)}},
 		{"nothing_then", func(q limiter.UsageQuery) limiter.UsageQuery {
-			q.GroupBy, q.From, q.To = "user", day("2025-12-01"), day("2025-12-31")
+			q.GroupBy, q.From, q.To = []string{"user"}, day("2025-12-01"), day("2025-12-31")
 			return q
 		}, nil},
-		{"unknown_user", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy, q.User = "user", "nobody"; return q }, nil},
+		{"unknown_user", func(q limiter.UsageQuery) limiter.UsageQuery {
+			q.GroupBy, q.User = []string{"user"}, "nobody"
+			return q
+		}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			q := c.q(all)
@@ -106,8 +118,8 @@ func testUsage(t *testing.T, open func(t *testing.T) limiter.Store) {
 	}
 	t.Run("other_project", func(t *testing.T) {
 		q := all
-		q.Project, q.GroupBy = otherProject, "model"
-		want := []limiter.UsageRow{{Key: "gpt-4o", Requests: 1, InputTokens: 7, OutputTokens: 7, Cost: 7}}
+		q.Project, q.GroupBy = otherProject, []string{"model"}
+		want := []limiter.UsageRow{{Group: []string{"gpt-4o"}, Requests: 1, InputTokens: 7, OutputTokens: 7, Cost: 7}}
 		if got := e.usage(q); !rowsEqual(got, want) {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
