@@ -50,11 +50,11 @@ export const ANTHROPIC_COUNT = 17; // count_tokens' answer
  * of the Messages API, `chunkDelayMs` between text deltas) and POST /v1/messages/count_tokens.
  * Set `deltaUsage = "cumulative"` on the result to have message_delta repeat the input counts
  * beside output_tokens (every field a running total), as the API also streams it; by default it
- * carries output_tokens alone.
+ * carries output_tokens alone. See holdStream for `hold`.
  */
 export async function startFakeAnthropic({ chunkDelayMs = 20 } = {}) {
   const requests = [];
-  const fake = { deltaUsage: "output" };
+  const fake = { deltaUsage: "output", hold: null };
   const srv = await listen(async (req, res) => {
     const rec = record(req, await readBody(req));
     requests.push(rec);
@@ -95,8 +95,9 @@ export async function startFakeAnthropic({ chunkDelayMs = 20 } = {}) {
     });
     send({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } });
     send({ type: "ping" });
-    for (const text of REPLY_PIECES) {
+    for (const [i, text] of REPLY_PIECES.entries()) {
       await sleep(chunkDelayMs);
+      if (i === 1 && fake.hold) await fake.hold;
       if (res.destroyed) return;
       send({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } });
     }
@@ -129,10 +130,11 @@ export const GEMINI_EMBEDDING = Object.freeze([0.25, -0.5, 0.125, 1]);
  * startFakeGemini serves POST /v1beta/models/<model>:generateContent, :streamGenerateContent
  * (?alt=sse: `data: <chunk>\r\n\r\n`, each chunk with the usage so far, the last with
  * finishReason STOP), :embedContent and :batchEmbedContents (no usage, as Gemini answers them)
- * and :countTokens.
+ * and :countTokens. See holdStream for `hold`.
  */
 export async function startFakeGemini({ chunkDelayMs = 20 } = {}) {
   const requests = [];
+  const fake = { hold: null };
   const srv = await listen(async (req, res) => {
     const rec = record(req, await readBody(req));
     requests.push(rec);
@@ -174,6 +176,7 @@ export async function startFakeGemini({ chunkDelayMs = 20 } = {}) {
         const { candidatesTokenCount: _, totalTokenCount: __, ...prompt } = GEMINI_USAGE;
         for (const [i, text] of REPLY_PIECES.entries()) {
           if (i > 0) await sleep(chunkDelayMs);
+          if (i === 1 && fake.hold) await fake.hold;
           if (res.destroyed) return;
           const last = i === REPLY_PIECES.length - 1;
           // Each chunk carries the usage so far (Gemini's counts are cumulative), the last the whole.
@@ -187,5 +190,17 @@ export async function startFakeGemini({ chunkDelayMs = 20 } = {}) {
         return fail(404, "NOT_FOUND", `fake Gemini has no method ${method}`);
     }
   });
-  return { ...srv, requests };
+  return Object.assign(fake, srv, { requests });
+}
+
+/**
+ * holdStream makes `fake` stop each stream after its first text piece until release() is called.
+ * A test releases it once the client has read that piece: so the client reads a piece while the
+ * provider has not yet sent the next, which a gateway that buffered streams could never let
+ * happen (the test would time out instead).
+ */
+export function holdStream(fake) {
+  let release;
+  fake.hold = new Promise((r) => { release = r; });
+  return () => { fake.hold = null; release(); };
 }

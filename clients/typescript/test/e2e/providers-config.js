@@ -6,7 +6,8 @@ export const MAX_OUTPUT = 1024;
 /**
  * Tiers: 1 is roomy with a models allowlist; "broke" has a daily budget so small that any request's
  * worst case is over it (429 insufficient_quota, x-should-retry: false); "slow" allows one request
- * a minute (429 rate_limit_exceeded, worth retrying later).
+ * a minute (429 rate_limit_exceeded, worth retrying later); "tight" has room for a prompt its body
+ * bounds, not for one that reserves max_input_tokens (128000 by default; content by reference).
  */
 export const providerTiers = {
   1: `requests_per_minute 1000
@@ -14,9 +15,12 @@ export const providerTiers = {
 				models gpt-4o-mini claude-haiku-* gemini-*-flash* gemini-embedding-*`,
   broke: `cost_per_day 0.000001
 				max_output_tokens 100
-				models claude-haiku-* gemini-*-flash*`,
+				models gpt-4o-mini claude-haiku-* gemini-*-flash*`,
   slow: `requests_per_minute 1
-				models claude-haiku-* gemini-*-flash*`,
+				models gpt-4o-mini claude-haiku-* gemini-*-flash*`,
+  tight: `cost_per_day 0.01
+				max_output_tokens 100
+				models gpt-4o-mini claude-haiku-* gemini-*-flash*`,
 };
 
 /** USD per 1M tokens: input, output, cached input, cache write, as the `price` lines say. */
