@@ -121,7 +121,7 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.now()
 	if err := h.store.Revoke(r.Context(), p.id, kind, id, now); err != nil {
-		return h.writeError(w, r, p, err)
+		return h.writeError(w, r, p, storeFailed("revoke", err))
 	}
 	// Tokens carry iat in whole seconds, so one minted later in this second would look revoked:
 	// answer once the second is over, and every token minted after the answer is valid.
@@ -147,7 +147,7 @@ func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request, p *project, id
 	t := p.tierOf(id.Tier)
 	rem, err := h.store.Remaining(r.Context(), h.now(), h.limitRequest(p, t, id, sid, "", 0, 0))
 	if err != nil {
-		return h.writeError(w, r, p, err)
+		return h.writeError(w, r, p, storeFailed("remaining", err))
 	}
 	limits := map[string]any{}
 	addInt := func(name string, limit, left int64) {
@@ -185,7 +185,7 @@ func (h *Handler) checkRevoked(r *http.Request, id *verifier.Identity, sid strin
 		}
 		at, err := h.store.RevokedBefore(r.Context(), id.ProjectID, k.kind, k.id)
 		if err != nil {
-			return err
+			return storeFailed("remaining", err)
 		}
 		if !at.IsZero() && !id.IssuedAt.After(at) {
 			return errRevoked

@@ -34,6 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		jwks_cache_ttl <duration>
 //		store embedded [<path>] | redis <url> [{ … }]
 //		mint_path|revoke_path|usage_path|me_path <path>
+//		dashboard_path <path>|off
 //		max_request_body <size>
 //		project <id> { … }
 //	}
@@ -45,13 +46,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		switch opt {
-		case "issuer", "signing_key", "mint_path", "revoke_path", "usage_path", "me_path":
+		case "issuer", "signing_key", "mint_path", "revoke_path", "usage_path", "me_path", "dashboard_path":
 			v, err := oneArg(d)
 			if err != nil {
 				return err
 			}
 			*map[string]*string{"issuer": &h.Issuer, "signing_key": &h.SigningKey, "mint_path": &h.MintPath,
-				"revoke_path": &h.RevokePath, "usage_path": &h.UsagePath, "me_path": &h.MePath}[opt] = v
+				"revoke_path": &h.RevokePath, "usage_path": &h.UsagePath, "me_path": &h.MePath,
+				"dashboard_path": &h.DashboardPath}[opt] = v
 		case "jwks_cache_ttl", "signing_key_rotation":
 			v, err := oneArg(d)
 			if err != nil {

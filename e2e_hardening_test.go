@@ -192,6 +192,7 @@ func TestRedisPauseLocksNobodyOut(t *testing.T) {
 	}
 	spent := usage(t, c, "group_by=user&user_id=user_pause").Data[0].CostUSD
 
+	errsBefore := scrape(t)[`caddy_behest_store_errors_total{op="reserve"}`]
 	rs.pause(t)
 	var wg sync.WaitGroup
 	for range 8 {
@@ -200,6 +201,9 @@ func TestRedisPauseLocksNobodyOut(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if n := scrape(t)[`caddy_behest_store_errors_total{op="reserve"}`] - errsBefore; n != 8 {
+		t.Errorf("store errors of reserve grew by %v, want 8", n)
+	}
 	time.Sleep(time.Second)
 	rs.resume(t)
 

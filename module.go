@@ -14,8 +14,10 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/behest/caddy-behest/dashboard"
 	"github.com/behest/caddy-behest/limiter"
 	"github.com/behest/caddy-behest/mint"
 	"github.com/behest/caddy-behest/verifier"
@@ -55,6 +57,10 @@ type Handler struct {
 	UsagePath string `json:"usage_path,omitempty"`
 	// MePath is the caller's own tier and limits (default /v1/me).
 	MePath string `json:"me_path,omitempty"`
+	// DashboardPath is where the operators' dashboard is served (default /behest/dashboard;
+	// "off" serves none). The page holds no secret: it asks for a project API key and calls the
+	// usage and revoke endpoints with it.
+	DashboardPath string `json:"dashboard_path,omitempty"`
 	// MaxRequestBody caps the body of a proxied request in bytes (default 32 MiB); the body
 	// size bounds a request's prompt tokens when its worst case is reserved.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
@@ -69,8 +75,11 @@ type Handler struct {
 	apiKeys  *mint.APIKeys
 	verifier *verifier.Verifier
 	store    limiter.Store
-	projects map[string]*project
-	cors     corsPolicy
+	// admission times Reserve, for the store this config uses.
+	admission prometheus.Observer
+	projects  map[string]*project
+	cors      corsPolicy
+	dashboard *dashboard.Handler // nil when off
 }
 
 // CaddyModule returns the Caddy module information.
@@ -83,6 +92,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 const (
 	defaultIssuer         = "behest"
+	defaultDashboardPath  = "/behest/dashboard"
 	defaultMaxRequestBody = 32 << 20
 	signingKeyStorageName = "behest/signing_key.pem"
 	jwksPath              = "/.well-known/jwks.json"
@@ -112,6 +122,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MePath == "" {
 		h.MePath = "/v1/me"
 	}
+	if h.DashboardPath == "" {
+		h.DashboardPath = defaultDashboardPath
+	}
 	if h.MaxRequestBody == 0 {
 		h.MaxRequestBody = defaultMaxRequestBody
 	}
@@ -127,6 +140,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if err := h.provisionStore(ctx); err != nil {
 		return err
+	}
+	if h.DashboardPath != "off" {
+		d, err := dashboard.New(dashboard.Config{Path: h.DashboardPath, UsagePath: h.UsagePath, RevokePath: h.RevokePath})
+		if err != nil {
+			return fmt.Errorf("dashboard_path: %w", err)
+		}
+		h.dashboard = d
 	}
 	return h.provisionVerifier()
 }
@@ -194,6 +214,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	h.store = mod.(StoreProvider).Store()
+	h.admission = metrics.admission.WithLabelValues(mod.(caddy.Module).CaddyModule().ID.Name())
 	return nil
 }
 
@@ -227,6 +248,13 @@ func (h *Handler) provisionVerifier() error {
 		JWKSCacheTTL: time.Duration(h.JWKSCacheTTL),
 		Now:          h.now,
 		Logger:       h.logger.Named("verifier"),
+		OnFetch: func(issuer string, err error) {
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+			}
+			metrics.jwksFetches.WithLabelValues(issuer, outcome).Inc()
+		},
 	})
 	if err != nil {
 		return err
@@ -275,6 +303,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case h.UsagePath:
 		return h.serveUsage(w, r)
 	}
+	if h.dashboard != nil && h.dashboard.Match(r.URL.Path) {
+		h.dashboard.ServeHTTP(w, r)
+		return nil
+	}
 
 	// The API the request speaks is told once; its SDK gets every answer in its shape.
 	rt, routeErr := route(r)
@@ -296,13 +328,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			"X-Session-Id must be at most 128 printable ASCII characters without spaces."))
 	}
 	setIdentity(r, id, sid)
+	access := logAccess(r, p.id, p.tierOf(id.Tier).name, sid)
 	if r.URL.Path == h.MePath {
 		return h.serveMe(w, r, p, id, sid)
 	}
 	if routeErr != nil {
 		return h.writeErrorAs(w, r, d, p, routeErr)
 	}
-	return h.proxy(w, r, next, rt, p, id, sid)
+	return h.proxy(w, r, next, rt, p, id, sid, access)
 }
 
 // StoreProvider is implemented by store guest modules.

@@ -36,6 +36,7 @@ type project struct {
 	prices       map[string]price
 	costPerMonth limiter.Nanos
 	streamUsage  bool
+	metrics      projectMetrics
 }
 
 type tier struct {
@@ -154,6 +155,7 @@ func compileProject(p *Project) (*project, error) {
 		defaultTier:  p.DefaultTier,
 		streamUsage:  p.StreamUsage == nil || *p.StreamUsage,
 		costPerMonth: 0,
+		metrics:      newProjectMetrics(p.ID),
 	}
 	if cp.maxTTL == 0 {
 		cp.maxTTL = defaultMaxTTL

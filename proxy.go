@@ -70,7 +70,7 @@ type admission struct {
 // proxy admits a verified request against its limits, passes it on, meters the response and
 // settles the reservation with what the provider reported.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
-	rt meter.Route, p *project, id *verifier.Identity, sid string) error {
+	rt meter.Route, p *project, id *verifier.Identity, sid string, access *accessFields) error {
 	t := p.tierOf(id.Tier)
 	var adm admission
 	switch rt.Kind {
@@ -84,10 +84,13 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return h.writeErrorAs(w, r, rt.Dialect, p, errNotServed)
 	}
 
+	access.model = adm.model
 	req := h.limitRequest(p, t, id, sid, adm.model, adm.prompt+adm.output, adm.cost)
+	start := time.Now()
 	res, dec, err := h.store.Reserve(r.Context(), h.now(), req)
+	h.admission.Observe(time.Since(start).Seconds())
 	if err != nil {
-		return h.writeErrorAs(w, r, rt.Dialect, p, err)
+		return h.writeErrorAs(w, r, rt.Dialect, p, storeFailed("reserve", err))
 	}
 	if dec.Revoked {
 		return h.writeErrorAs(w, r, rt.Dialect, p, errRevoked)
@@ -98,7 +101,8 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return h.writeErrorAs(w, r, rt.Dialect, p, refusal(dec))
 	}
 
-	metrics.requests.WithLabelValues(p.id, "ok").Inc()
+	p.metrics.ok.Inc()
+	p.metrics.inFlight.Inc()
 	// The provider must answer uncompressed so the usage can be read; Caddy's encode directive
 	// can still compress for the client.
 	r.Header.Del("Accept-Encoding")
@@ -107,11 +111,13 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	defer func() {
 		// Settle even when next panics: the concurrency slot must always be freed.
 		used := h.usageOf(r, p, mw, adm)
-		metrics.tokens.WithLabelValues(p.id, "input").Add(float64(used.InputTokens))
-		metrics.tokens.WithLabelValues(p.id, "output").Add(float64(used.OutputTokens))
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 		defer cancel()
-		if _, err := h.store.Settle(ctx, h.now(), res, used); err != nil {
+		spend, err := h.store.Settle(ctx, h.now(), res, used)
+		p.metrics.settled(used, spend, err)
+		access.inputTokens, access.outputTokens, access.costUSD = used.InputTokens, used.OutputTokens, used.Cost.Dollars()
+		if err != nil {
+			storeFailed("settle", err)
 			h.logger.Error("settling a request failed", zap.String("project", p.id), zap.String("user", id.UserID), zap.Error(err))
 		}
 	}()

@@ -34,7 +34,7 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request) error {
 	}
 	rows, err := h.store.Usage(r.Context(), q.UsageQuery)
 	if err != nil {
-		return h.writeError(w, r, p, err)
+		return h.writeError(w, r, p, storeFailed("usage", err))
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	h.cors.allow(w, r, p)

@@ -29,8 +29,9 @@ var errClosed = errors.New("the verifier is closed")
 // from what is held. Only one fetch runs at a time: whoever needs one while it runs waits for it,
 // each with its own context and for at most the fetch timeout.
 type jwksCache struct {
-	url string
-	v   *Verifier
+	url    string
+	issuer string // of the first trust naming url, for OnFetch
+	v      *Verifier
 
 	mu         sync.Mutex
 	keys       map[string]*jwksKey // by kid; nil until a fetch succeeds
@@ -173,6 +174,9 @@ func (c *jwksCache) runFetch(run *fetchRun) {
 	ctx, cancel := context.WithTimeout(c.v.ctx, c.v.fetchTimeout)
 	keys, err := c.fetch(ctx)
 	cancel()
+	if c.v.onFetch != nil && !(errors.Is(err, context.Canceled) && c.v.ctx.Err() != nil) {
+		c.v.onFetch(c.issuer, err)
+	}
 	now := c.v.now()
 	c.mu.Lock()
 	defer close(run.done)

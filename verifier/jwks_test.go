@@ -423,3 +423,27 @@ func TestIssuerDownUnknownKidUnavailable(t *testing.T) {
 		t.Fatalf("known kid, issuer down: %v", err)
 	}
 }
+
+// TestOnFetch: every fetch is reported with its outcome, for metrics.
+func TestOnFetch(t *testing.T) {
+	var mu sync.Mutex
+	var outcomes []string
+	f := newTrusted(t, func(c *Config) {
+		c.OnFetch = func(issuer string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			outcomes = append(outcomes, fmt.Sprint(issuer == clerkIssuer, err == nil))
+		}
+	})
+	f.ready(t)
+	f.srv.setStatus(http.StatusInternalServerError)
+	f.clock.Advance(10 * time.Minute)
+	if _, err := f.verify(t, clerkClaims(f.clock.Now())); err != nil {
+		t.Fatal(err) // the last good keys serve
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"true true", "true false"}; fmt.Sprint(outcomes) != fmt.Sprint(want) {
+		t.Errorf("fetches reported %v, want %v", outcomes, want)
+	}
+}

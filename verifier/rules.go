@@ -173,7 +173,7 @@ func (v *Verifier) compileTrust(pr *projectRule, t Trust) (*trustRule, error) {
 	}
 	c, ok := v.jwks[raw]
 	if !ok {
-		c = &jwksCache{url: raw, v: v}
+		c = &jwksCache{url: raw, issuer: t.Issuer, v: v}
 		v.jwks[raw] = c
 	}
 	tr.jwks = c

@@ -63,6 +63,10 @@ type Config struct {
 	MaxJWKSBytes int64
 	// CacheEntries bounds the cache of verified tokens (default 100000).
 	CacheEntries int64
+	// OnFetch, when set, is told of every JWKS fetch as it ends: the issuer the keys are for (the
+	// first trust naming their URL) and the fetch's error (nil when it succeeded), for metrics.
+	// It must not block.
+	OnFetch func(issuer string, err error)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger (default zap.NewNop()).
@@ -136,6 +140,7 @@ type Verifier struct {
 	fetchTimeout         time.Duration
 	maxJWKS              int64
 	client               *http.Client
+	onFetch              func(string, error)
 	now                  func() time.Time
 	logger               *zap.Logger
 	cache                *tokenCache
@@ -156,7 +161,7 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		issuer: cfg.Issuer, minted: cfg.MintedKeys,
 		ttl: cfg.JWKSCacheTTL, refetch: cfg.RefetchInterval, leeway: cfg.Leeway, fetchTimeout: cfg.FetchTimeout,
-		maxJWKS: cfg.MaxJWKSBytes, client: cfg.HTTPClient, now: cfg.Now, logger: cfg.Logger,
+		maxJWKS: cfg.MaxJWKSBytes, client: cfg.HTTPClient, now: cfg.Now, logger: cfg.Logger, onFetch: cfg.OnFetch,
 	}
 	if err := v.applyDefaults(cfg); err != nil {
 		return nil, err
