@@ -185,10 +185,13 @@ describe("the Anthropic SDK with a gateway token", () => {
     assert.equal(rows.length, 1, JSON.stringify(rows));
     const [row] = rows;
     assert.equal(row.key, MODEL, JSON.stringify(row));
+    assert.equal(row.model, MODEL, JSON.stringify(row));
     assert.equal(row.requests, 2);
     const { input_tokens, cache_creation_input_tokens, cache_read_input_tokens, output_tokens } = ANTHROPIC_USAGE;
     assert.equal(row.input_tokens, 2 * (input_tokens + cache_creation_input_tokens + cache_read_input_tokens), JSON.stringify(row));
     assert.equal(row.output_tokens, 2 * output_tokens, JSON.stringify(row));
+    // The cached part of the input is what was read from the cache (writes are charged, not read).
+    assert.equal(row.cached_input_tokens, 2 * cache_read_input_tokens, JSON.stringify(row));
     // claude-haiku-4-5: 1.00 in, 5.00 out, 0.10 cache read, 1.25 cache write per 1M tokens.
     const want = 2 * cost({ input: input_tokens, cacheWrite: cache_creation_input_tokens, cached: cache_read_input_tokens, output: output_tokens }, providerPrices.haiku);
     assert.ok(Math.abs(row.cost_usd - want) < 1e-9, `cost_usd ${row.cost_usd}, want ${want}`);

@@ -174,11 +174,13 @@ describe("the genai SDK with a gateway token", () => {
     assert.equal(rows.length, 1, JSON.stringify(rows));
     const [row] = rows;
     assert.equal(row.key, MODEL);
+    assert.equal(row.model, MODEL);
     assert.equal(row.requests, 2);
     const { promptTokenCount, cachedContentTokenCount, candidatesTokenCount, thoughtsTokenCount } = GEMINI_USAGE;
     // A stream's usage is its last chunk's (the counts are cumulative), not their sum.
     assert.equal(row.input_tokens, 2 * promptTokenCount, JSON.stringify(row));
     assert.equal(row.output_tokens, 2 * (candidatesTokenCount + thoughtsTokenCount), JSON.stringify(row));
+    assert.equal(row.cached_input_tokens, 2 * cachedContentTokenCount, JSON.stringify(row));
     // gemini-2.5-flash: 0.30 in, 2.50 out, 0.03 cached per 1M tokens.
     const want = 2 * cost({ input: promptTokenCount - cachedContentTokenCount, cached: cachedContentTokenCount, output: candidatesTokenCount + thoughtsTokenCount }, providerPrices.flash);
     assert.ok(Math.abs(row.cost_usd - want) < 1e-9, `cost_usd ${row.cost_usd}, want ${want}`);
