@@ -86,13 +86,13 @@ after(async () => {
   }
 });
 
-/** openPage loads providers.html for `sdk` from `app` and waits for it to finish or fail. */
-async function openPage(app, sdk) {
+/** openPage loads providers.html for `sdk` (and `model`) from `app` and waits for it to finish or fail. */
+async function openPage(app, sdk, model) {
   const page = await context.newPage();
   const consoleLines = [];
   page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
-  await page.goto(`${app.url}/providers.html?sdk=${sdk}`);
+  await page.goto(`${app.url}/providers.html?sdk=${sdk}${model ? `&model=${encodeURIComponent(model)}` : ""}`);
   try {
     await page.waitForSelector('#status[data-state="done"], #status[data-state="error"]', { timeout: 20_000 });
   } catch (e) {
@@ -105,6 +105,7 @@ async function openPage(app, sdk) {
       state: s.dataset.state,
       status: s.textContent,
       errorName: s.dataset.errorName,
+      errorStatus: s.dataset.errorStatus,
       answer: a.textContent,
       chunks: Number(a.dataset.chunks ?? 0),
       session: document.getElementById("session").textContent,
@@ -122,6 +123,8 @@ const sdks = {
     path: "/v1/messages",
     keyHeader: "x-api-key",
     refusedError: "APIConnectionError",
+    forbiddenModel: "claude-opus-4-1",
+    forbiddenError: "PermissionDeniedError",
     preflightHeaders: "anthropic-dangerous-direct-browser-access, anthropic-version, authorization, content-type, x-stainless-arch, x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-retry-count, x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout",
   },
   gemini: {
@@ -129,6 +132,8 @@ const sdks = {
     path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
     keyHeader: "x-goog-api-key",
     refusedError: "TypeError", // fetch's own: genai does not wrap network errors
+    forbiddenModel: "gemini-2.5-pro",
+    forbiddenError: "ApiError",
     preflightHeaders: "content-type, x-goog-api-client, x-goog-api-key",
   },
 };
@@ -166,6 +171,19 @@ for (const [name, sdk] of Object.entries(sdks)) {
       assert.deepEqual(missing, [], `not allowed: ${missing.join(", ")}`);
       const refused = await preflight(refusedApp.url);
       assert.equal(refused.headers.get("access-control-allow-origin"), null);
+    });
+
+    test("the gateway's refusal reaches the page as the SDK's own error, not a network error", { skip }, async () => {
+      // The gateway's error responses carry the CORS headers too, so the SDK can read them.
+      const provider = sdk.provider();
+      const from = provider.requests.length;
+      const { page, result, consoleLines } = await openPage(allowedApp, name, sdk.forbiddenModel);
+      assert.equal(result.state, "error", result.status);
+      assert.equal(result.errorName, sdk.forbiddenError, `${result.status}\nconsole:\n${consoleLines.join("\n")}`);
+      assert.equal(result.errorStatus, "403", result.status);
+      assert.match(result.status, /model_not_allowed/);
+      assert.equal(provider.requests.length, from, "a refused request reached the provider");
+      await page.close();
     });
 
     test("a page from an origin not in cors_origins is refused by the browser", { skip }, async () => {

@@ -1,6 +1,7 @@
 // The providers demo page: streams one answer from the gateway with the Anthropic SDK
 // (?sdk=anthropic) or the Gemini SDK (?sdk=gemini), each with a Behest token from the app's own
 // /api/behest-token, and reports how it went in data attributes the test reads (as app.js does).
+// ?model= asks for another model than the SDK's default.
 import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
 import { createTokenProvider } from "@behest/client-ts";
@@ -51,11 +52,13 @@ function report(state, text) {
 }
 
 async function main() {
-  const sdk = sdks[new URLSearchParams(location.search).get("sdk")];
+  const params = new URLSearchParams(location.search);
+  const sdk = sdks[params.get("sdk")];
   $("page-origin").textContent = location.origin;
   $("gateway").textContent = window.BEHEST_BASE_URL;
   $("prompt").textContent = prompt;
   if (!sdk) return report("error", "Name an SDK: ?sdk=anthropic or ?sdk=gemini.");
+  sdk.model = params.get("model") ?? sdk.model;
   $("sdk-name").textContent = sdk.name;
   $("model").textContent = sdk.model;
   report("running", "Getting a token…");
@@ -72,6 +75,7 @@ async function main() {
     report("done", `Done: ${chunks} chunks streamed through the gateway with the ${sdk.name}.`);
   } catch (err) {
     status.dataset.errorName = err?.constructor?.name ?? "Error";
+    if (err?.status) status.dataset.errorStatus = String(err.status);
     report("error", `${status.dataset.errorName}: ${err?.message ?? err}`);
   }
 }
