@@ -69,6 +69,7 @@ describe("the Anthropic SDK with a gateway token", () => {
       return client.messages.create({ model: MODEL, max_tokens: 200, messages });
     });
     assert.equal(raw.get("authorization"), `Bearer ${token}`);
+    assert.equal(raw.get("x-api-key"), null);
     assert.equal(msg.type, "message");
     assert.equal(msg.model, ANTHROPIC_MODEL);
     assert.deepEqual(msg.content, [{ type: "text", text: REPLY }]);
@@ -85,11 +86,14 @@ describe("the Anthropic SDK with a gateway token", () => {
   test("authToken: a streamed message arrives delta by delta, and its final message is the provider's", async () => {
     const { user, token, sessionId } = await mintFor("stream");
     const deltas = [];
+    let raw;
     const { seen, result: final } = await anthropicRequestsDuring(async () => {
-      const stream = sdkFor(token, { auth: "authToken" }).messages.stream({ model: MODEL, max_tokens: 200, messages });
+      const client = sdkFor(token, { auth: "authToken", fetch: (url, init) => { raw = new Headers(init.headers); return fetch(url, init); } });
+      const stream = client.messages.stream({ model: MODEL, max_tokens: 200, messages });
       stream.on("text", (t) => deltas.push(t));
       return stream.finalMessage();
     });
+    assert.equal(raw.get("authorization"), `Bearer ${token}`, "authToken is sent as a Bearer token too");
     assert.deepEqual(deltas, REPLY_PIECES);
     assert.deepEqual(final.content, [{ type: "text", text: REPLY }]);
     assert.equal(final.stop_reason, "end_turn");
