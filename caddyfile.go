@@ -186,6 +186,12 @@ func parseProject(d *caddyfile.Dispenser) (*Project, error) {
 				return nil, err
 			}
 			p.Trust = append(p.Trust, t)
+		case "alerts":
+			a, err := parseAlerts(d)
+			if err != nil {
+				return nil, err
+			}
+			p.Alerts = a
 		case "tier":
 			t, err := parseTier(d)
 			if err != nil {
@@ -245,6 +251,56 @@ func parseTrust(d *caddyfile.Dispenser) (*Trust, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseAlerts reads:
+//
+//	alerts {
+//		webhook <url>
+//		secret <secret>
+//		project_budget <percent>...
+//		user_cost_per_day <percent>...
+//	}
+func parseAlerts(d *caddyfile.Dispenser) (*Alerts, error) {
+	a := new(Alerts)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "webhook", "secret":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if opt == "webhook" {
+				a.Webhook = v
+			} else {
+				a.Secret = v
+			}
+		case "project_budget", "user_cost_per_day":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Errf("%s: expected one or more thresholds, like: %s 80%% 100%%", opt, opt)
+			}
+			for _, arg := range args {
+				pct, ok := strings.CutSuffix(arg, "%")
+				f, err := strconv.ParseFloat(pct, 64)
+				if !ok || err != nil || f <= 0 || f > 100 {
+					return nil, d.Errf("%s %q: a percentage of the limit, like 80%%, is expected", opt, arg)
+				}
+				if opt == "project_budget" {
+					a.ProjectBudget = append(a.ProjectBudget, f/100)
+				} else {
+					a.UserCostPerDay = append(a.UserCostPerDay, f/100)
+				}
+			}
+		default:
+			return nil, d.Errf("alerts: unrecognized option %q", opt)
+		}
+	}
+	return a, nil
 }
 
 func parseTier(d *caddyfile.Dispenser) (*Tier, error) {

@@ -31,10 +31,26 @@ type Project struct {
 	Prices map[string]Price `json:"prices,omitempty"`
 	// CostPerMonth is the project's hard budget per UTC calendar month, in USD (0: none).
 	CostPerMonth float64 `json:"cost_per_month,omitempty"`
+	// Alerts announce budget thresholds to a webhook.
+	Alerts *Alerts `json:"alerts,omitempty"`
 	// StreamUsage, when false, stops the gateway from setting stream_options.include_usage on
 	// streamed chat completions (for providers that reject it); such streams are then charged
 	// their reservation. Default true.
 	StreamUsage *bool `json:"stream_usage,omitempty"`
+}
+
+// Alerts POST a signed event to a webhook when spend first reaches a threshold of a budget, once
+// per threshold and period across restarts and instances sharing a store.
+type Alerts struct {
+	// Webhook is the URL events are POSTed to.
+	Webhook string `json:"webhook"`
+	// Secret keys the events' HMAC-SHA256 signature (Behest-Signature); placeholders such as
+	// {env.BEHEST_WEBHOOK_SECRET} are resolved.
+	Secret string `json:"secret"`
+	// ProjectBudget are fractions of the project's cost_per_month (0.8 is 80%).
+	ProjectBudget []float64 `json:"project_budget,omitempty"`
+	// UserCostPerDay are fractions of each user's tier's cost_per_day.
+	UserCostPerDay []float64 `json:"user_cost_per_day,omitempty"`
 }
 
 // Trust is an identity provider a project accepts tokens from.

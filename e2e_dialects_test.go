@@ -309,7 +309,8 @@ func TestAnthropicThroughGateway(t *testing.T) {
 		t.Fatalf("count_tokens: %d %s", resp.StatusCode, b)
 	}
 
-	// Usage: the provider's own numbers, cache reads and writes as input, at the cached prices.
+	// Usage: the provider's own numbers, cache reads and writes as input, at the cached prices;
+	// the free token count is in none of it.
 	in := int64(anthropicIn + anthropicCacheRead + anthropicCacheWrite)
 	perRequest := func(out int64) float64 {
 		return (anthropicIn*1.00 + anthropicCacheRead*0.10 + anthropicCacheWrite*1.25 + float64(out)*5.00) / 1e6
@@ -317,6 +318,9 @@ func TestAnthropicThroughGateway(t *testing.T) {
 	eventually(t, func() error {
 		rows := usageByModel(t, c, "user_claude")
 		row := rows["claude-haiku-4-5"]
+		if len(rows) != 1 {
+			return fmt.Errorf("usage rows %v, want claude-haiku-4-5 alone", rows)
+		}
 		want := modelRow{Key: "claude-haiku-4-5", Requests: 2, InputTokens: 2 * in, OutputTokens: 150}
 		if row.Requests != want.Requests || row.InputTokens != want.InputTokens || row.OutputTokens != want.OutputTokens ||
 			!closeTo(row.CostUSD, perRequest(100)+perRequest(50)) {
@@ -449,6 +453,13 @@ func TestDialectErrors(t *testing.T) {
 		t.Errorf("429 headers %v", resp.Header)
 	}
 	wantGeminiError(t, resp, 429, "RESOURCE_EXHAUSTED", "insufficient_quota")
+
+	// Token counts are free, but held to the allowlist too.
+	wantAnthropicError(t, send(t, c, "POST", msgs+"/count_tokens", "X-Api-Key", m.Token, `{"model":"claude-opus-4-1","messages":[]}`), 403, "permission_error", "model_not_allowed")
+	wantGeminiError(t, send(t, c, "POST", "/gemini/v1beta/models/gemini-2.5-pro:countTokens", "X-Goog-Api-Key", m.Token, `{}`), 403, "PERMISSION_DENIED", "model_not_allowed")
+	// What no dialect serves is refused in the shape of the API it belongs to.
+	wantAnthropicError(t, send(t, c, "POST", msgs+"/batches", "X-Api-Key", m.Token, `{"requests":[]}`), 403, "permission_error", "permission_denied")
+	wantGeminiError(t, send(t, c, "POST", "/gemini/v1beta/cachedContents", "X-Goog-Api-Key", m.Token, `{}`), 403, "PERMISSION_DENIED", "permission_denied")
 
 	// OpenAI's shape, for the same refusals.
 	wantError(t, send(t, c, "POST", "/v1/chat/completions", "Authorization", m.Token, chat("gpt-4o", "")), 403, "model_not_allowed")

@@ -276,12 +276,14 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup stops the verifier's goroutines. The store outlives reloads in its usage pool and is
+// Cleanup stops the verifier's goroutines and lets go of the alert notifiers (shared with the
+// next config through a usage pool). The store outlives reloads in its usage pool and is
 // released by its own module.
 func (h *Handler) Cleanup() error {
 	if h.verifier != nil {
 		h.verifier.Close()
 	}
+	h.releaseAlerts()
 	if h.rotation != nil {
 		h.rotation.stop()
 	}

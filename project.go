@@ -37,6 +37,7 @@ type project struct {
 	costPerMonth limiter.Nanos
 	streamUsage  bool
 	metrics      projectMetrics
+	alerts       *projectAlerts // nil: none
 }
 
 type tier struct {
@@ -139,6 +140,9 @@ func (h *Handler) compileProjects() error {
 			}
 		}
 		h.projects[p.ID] = cp
+		if err := h.provisionAlerts(p, cp); err != nil {
+			return err
+		}
 	}
 	h.cors = newCORSPolicy(h.projects)
 	return nil

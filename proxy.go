@@ -80,12 +80,16 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			return h.writeErrorAs(w, r, rt.Dialect, p, err)
 		}
 	case meter.Free:
+		if err := h.checkFreeModel(r, rt, t); err != nil {
+			return h.writeErrorAs(w, r, rt.Dialect, p, err)
+		}
 	default:
 		return h.writeErrorAs(w, r, rt.Dialect, p, errNotServed)
 	}
 
 	access.model = adm.model
 	req := h.limitRequest(p, t, id, sid, adm.model, adm.prompt+adm.output, adm.cost)
+	req.Free = !adm.metered
 	start := time.Now()
 	res, dec, err := h.store.Reserve(r.Context(), h.now(), req)
 	h.admission.Observe(time.Since(start).Seconds())
@@ -98,6 +102,9 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	rl := rateLimitHeaders(t, dec)
 	rl.apply(w.Header())
 	if !dec.Allowed {
+		if p.alerts != nil {
+			h.alertRefused(p, t, req, dec, h.now())
+		}
 		return h.writeErrorAs(w, r, rt.Dialect, p, refusal(dec))
 	}
 
@@ -119,6 +126,8 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		if err != nil {
 			storeFailed("settle", err)
 			h.logger.Error("settling a request failed", zap.String("project", p.id), zap.String("user", id.UserID), zap.Error(err))
+		} else if p.alerts != nil {
+			h.alertSettled(p, t, id.UserID, res.At, spend)
 		}
 	}()
 	return next.ServeHTTP(mw, r)
@@ -186,6 +195,34 @@ func (h *Handler) prepareBody(r *http.Request, rt meter.Route, p *project, t *ti
 	r.ContentLength = int64(len(out))
 	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	return adm, nil
+}
+
+// checkFreeModel holds a free request that names a model (a token count) to the tier's
+// allowlist too: the path's model, or the body's.
+func (h *Handler) checkFreeModel(r *http.Request, rt meter.Route, t *tier) error {
+	if t.models == nil {
+		return nil
+	}
+	model := rt.Model
+	if model == "" && r.Method == http.MethodPost {
+		body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
+		if err != nil || int64(len(body)) > h.MaxRequestBody {
+			return badRequest("invalid_request", "", "The request body could not be read, or is over "+strconv.FormatInt(h.MaxRequestBody, 10)+" bytes.")
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		info, err := rt.Dialect.Inspect(rt, body)
+		if err != nil {
+			return requestError(err)
+		}
+		model = info.Model
+	}
+	if model == "" && r.Method != http.MethodPost {
+		return nil // a listing names no model
+	}
+	if !t.allowsModel(model) {
+		return modelNotAllowed(model, t)
+	}
+	return nil
 }
 
 // modelNotAllowed refuses a model outside the tier's allowlist.
@@ -273,6 +310,11 @@ func refusal(dec limiter.Decision) *apiError {
 	if dec.Refused.Quota() {
 		e.typ, e.code, e.noRetry = "insufficient_quota", "insufficient_quota", true
 		e.message = "You exceeded your quota (" + name + "); it renews in " + fmtDuration(dec.RetryAfter) + "."
+		if dec.Never {
+			// Nothing is spent: this request alone could cost more than the whole quota.
+			e.message = "This request's worst case is over the " + name + " quota by itself, whatever has been spent; " +
+				"ask for fewer output tokens (max_tokens) or send a smaller prompt."
+		}
 		return e
 	}
 	e.typ, e.code = "requests", "rate_limit_exceeded"

@@ -187,8 +187,10 @@ func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, use
 	}
 	p.mu.Unlock()
 	u.dirty = true
-	u.addUsage(dayOf(res.At), req.Session, req.Tier, req.Model,
-		usageAgg{Requests: 1, InputTokens: in, CachedInputTokens: cached, OutputTokens: out, Cost: cost})
+	if !req.Free {
+		u.addUsage(dayOf(res.At), req.Session, req.Tier, req.Model,
+			usageAgg{Requests: 1, InputTokens: in, CachedInputTokens: cached, OutputTokens: out, Cost: cost})
+	}
 	return spend, nil
 }
 

@@ -54,6 +54,9 @@ type Request struct {
 	// IssuedAt is the iat of the request's token: Reserve refuses the request (Revoked) when its
 	// session or user was revoked at or after it.
 	IssuedAt time.Time
+	// Free requests (model listings, token counts) count against requests per minute and
+	// concurrency like any other, but are recorded in no usage aggregate: they cost nothing.
+	Free bool
 }
 
 // Limit names which limit refused a request.

@@ -276,6 +276,12 @@ func (anthropic) ErrorBody(e Error) []byte {
 	return b.Bytes()
 }
 
+// Owns what the Anthropic SDK sends (it always sends anthropic-version), and the Messages API's
+// other paths (message batches).
+func (anthropic) Owns(r *http.Request) bool {
+	return r.Header.Get("Anthropic-Version") != "" || strings.Contains(r.URL.Path, "/v1/messages/")
+}
+
 // RequestHeaders are the Anthropic SDK's, including the header that lets it run in a browser.
 func (anthropic) RequestHeaders() []string {
 	return []string{"authorization", "x-api-key", "content-type", "accept", "anthropic-version", "anthropic-beta",

@@ -34,6 +34,9 @@ type Dialect interface {
 	// RequestHeaders are the request headers the API's SDK sends from a browser, lower case,
 	// for CORS preflights (a name ending in '*' is a prefix).
 	RequestHeaders() []string
+	// Owns reports whether a request that no dialect serves looks like one of this API's (its
+	// SDK's headers, its path), so that the refusal comes in the shape its SDK reads.
+	Owns(r *http.Request) bool
 }
 
 // Kind is what the gateway does with a recognised request.
@@ -92,7 +95,8 @@ var dialects = [...]Dialect{Gemini, Anthropic, OpenAI}
 func Dialects() []Dialect { return dialects[:] }
 
 // Recognize picks the dialect of a request and what it is. Its path must have passed
-// CheckPath. A request no dialect claims is the default dialect's (OpenAI), NotServed.
+// CheckPath. A request no dialect serves is NotServed, in the dialect that Owns it (OpenAI
+// when none does).
 func Recognize(r *http.Request) (Route, error) {
 	for _, d := range dialects {
 		rt, ok, err := d.Route(r)
@@ -102,6 +106,11 @@ func Recognize(r *http.Request) (Route, error) {
 		if ok {
 			rt.Dialect = d
 			return rt, nil
+		}
+	}
+	for _, d := range dialects {
+		if d.Owns(r) {
+			return Route{Dialect: d}, nil
 		}
 	}
 	return Route{Dialect: OpenAI}, nil

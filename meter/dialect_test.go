@@ -59,7 +59,7 @@ func TestRecognize(t *testing.T) {
 		{"POST", "/anthropic/v1/messages", nil, Anthropic, Metered, Messages, "", false},
 		{"POST", "/v1/messages/count_tokens", nil, Anthropic, Free, messagesCountTokens, "", false},
 		{"GET", "/v1/messages", nil, Anthropic, NotServed, Other, "", false},
-		{"POST", "/v1/messages/batches", nil, OpenAI, NotServed, Other, "", false},
+
 		{"GET", "/v1/models", []string{"anthropic-version", "2023-06-01"}, Anthropic, Free, models, "", false},
 		{"POST", "/v1/Messages", nil, Anthropic, NotServed, Other, "", true},
 		{"POST", "/v1/messages/COUNT_TOKENS", nil, Anthropic, NotServed, Other, "", true},
@@ -81,10 +81,17 @@ func TestRecognize(t *testing.T) {
 		{"POST", "/v1beta/Models/gemini-2.5-flash:generateContent", nil, Gemini, NotServed, Other, "", true},
 		{"POST", "/v1beta/models/:generateContent", nil, Gemini, NotServed, Other, "", true},
 		{"GET", "/v1beta/models/gemini-2.5-flash:generateContent", nil, Gemini, NotServed, Other, "", false},
-		{"POST", "/v1beta/models/gemini-2.5-flash:predictLongRunning", nil, OpenAI, NotServed, Other, "", false},
-		{"POST", "/v1beta/tunedModels/my-model:generateContent", nil, OpenAI, NotServed, Other, "", false},
-		{"POST", "/v1beta/cachedContents", nil, OpenAI, NotServed, Other, "", false},
-		{"POST", "/v1beta/files", nil, OpenAI, NotServed, Other, "", false},
+		{"POST", "/v1beta/models/gemini-2.5-flash:predictLongRunning", nil, Gemini, NotServed, Other, "", false},
+		// Not served, in the shape of the API the request looks like.
+		{"POST", "/v1beta/tunedModels/my-model:generateContent", nil, Gemini, NotServed, Other, "", false},
+		{"POST", "/v1beta/cachedContents", nil, Gemini, NotServed, Other, "", false},
+		{"POST", "/gemini/v1beta/files", nil, Gemini, NotServed, Other, "", false},
+		{"POST", "/v1/files", []string{"x-goog-api-client", "google-genai-sdk/2"}, Gemini, NotServed, Other, "", false},
+		{"POST", "/v1/messages/batches", nil, Anthropic, NotServed, Other, "", false},
+		{"GET", "/v1/files", []string{"anthropic-version", "2023-06-01"}, Anthropic, NotServed, Other, "", false},
+		{"POST", "/v1/images/generations", []string{"x-stainless-lang", "js"}, OpenAI, NotServed, Other, "", false},
+		// A served path is its API's whatever token header carries the token.
+		{"POST", "/v1/chat/completions", []string{"x-goog-api-key", "k"}, OpenAI, Metered, ChatCompletions, "", false},
 	}
 	for _, tt := range tests {
 		rt, err := recognize(t, tt.method, tt.target, tt.header...)

@@ -359,6 +359,20 @@ func (gemini) ErrorBody(e Error) []byte {
 	return b.Bytes()
 }
 
+// Owns what the Gemini SDKs send (x-goog-api-key or x-goog-api-client) and paths under a beta
+// or alpha version (cachedContents, files, tunedModels), which only Google's APIs use.
+func (gemini) Owns(r *http.Request) bool {
+	if r.Header.Get("X-Goog-Api-Key") != "" || r.Header.Get("X-Goog-Api-Client") != "" {
+		return true
+	}
+	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+		if (strings.Contains(seg, "beta") || strings.Contains(seg, "alpha")) && geminiVersion.MatchString(seg) {
+			return true
+		}
+	}
+	return false
+}
+
 // RequestHeaders are @google/genai's.
 func (gemini) RequestHeaders() []string {
 	return []string{"authorization", "x-goog-api-key", "x-goog-api-client", "x-goog-user-project", "content-type", "accept"}

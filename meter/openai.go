@@ -399,6 +399,9 @@ func (openAI) ErrorBody(e Error) []byte {
 	return b.Bytes()
 }
 
+// Owns every request: OpenAI's is the default shape.
+func (openAI) Owns(*http.Request) bool { return true }
+
 // RequestHeaders are the OpenAI SDK's: its x-stainless-* telemetry and its organisation,
 // project and beta headers (the gateway drops the first two before forwarding).
 func (openAI) RequestHeaders() []string {

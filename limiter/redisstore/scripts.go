@@ -169,7 +169,8 @@ return {refused, retry, rq.sum, reset(rq), tk.sum, reset(tk)}
 // KEYS: 1 user, 2 tpm, 3 inflight, 4 project, 5 usage of the day, 6 usage days.
 // ARGV: 1 reservation id, 2 reserved at (unix s), 3 its day, 4 its month, 5 token delta,
 // 6 cost delta, 7 usage field prefix, 8 input tokens, 9 output tokens, 10 cost,
-// 11 usage TTL (s), 12 forget usage days before, 13 cached input tokens.
+// 11 usage TTL (s), 12 forget usage days before, 13 cached input tokens, 14 "1" to record the
+// usage ("0" for a free request).
 //
 // Returns {1, the user's day cost, month cost, the project's month cost} when settled (-1 for
 // a period that is no longer the reservation's), {0} when there was nothing to settle.
@@ -199,6 +200,9 @@ end
 if redis.call('HGET', KEYS[4], 'm') == ARGV[4] then
   adjust(KEYS[4], 'mc', ARGV[6])
   spend[4] = tonumber(redis.call('HGET', KEYS[4], 'mc'))
+end
+if ARGV[14] == '0' then
+  return spend
 end
 local f = ARGV[7]
 redis.call('HINCRBY', KEYS[5], f .. 'r', 1)

@@ -191,6 +191,9 @@ func (s *Store) Reserve(ctx context.Context, now time.Time, req limiter.Request)
 	return limiter.Reservation{Request: req, At: now, ID: id}, dec, nil
 }
 
+// recordUsage is the settle script's flag: "1" records the usage, "0" (a free request) not.
+var recordUsage = [2]string{"0", "1"}
+
 // revocationChecks says which revocations the reserve script checks: the user's ("1" first),
 // the session's ("1" second).
 var revocationChecks = [4]string{"00", "01", "10", "11"}
@@ -270,7 +273,7 @@ func (s *Store) settle(ctx context.Context, res limiter.Reservation, used limite
 		res.ID, windowSecond(res.At), day, monthOf(res.At),
 		in+out-req.Tokens, int64(cost-req.Cost),
 		usageField(req), in, out, int64(cost),
-		s.usageTTL, day-s.usageDays, cached,
+		s.usageTTL, day-s.usageDays, cached, recordUsage[btoi(!req.Free)],
 	).Int64Slice()
 	switch {
 	case errors.Is(err, redis.Nil):

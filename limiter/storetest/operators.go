@@ -93,6 +93,26 @@ func testSettleSpend(t *testing.T, open func(t *testing.T) limiter.Store) {
 	}
 }
 
+// testFreeRequests: a free request counts against requests per minute and concurrency, and
+// is recorded in no usage.
+func testFreeRequests(t *testing.T, open func(t *testing.T) limiter.Store) {
+	e := newEnv(t, open)
+	r := e.req("u1", limiter.Limits{RequestsPerMinute: 2, ConcurrentRequests: 1})
+	r.Free = true
+	res := e.admit(Base, r)
+	e.refuse(Base, r, limiter.LimitConcurrentRequests)
+	e.settle(Base, res, limiter.Usage{})
+	r.Free = false
+	res = e.admit(Base, r)
+	e.settle(Base, res, limiter.Usage{InputTokens: 5})
+	e.refuse(Base, r, limiter.LimitRequestsPerMinute)
+	rows := e.usage(limiter.UsageQuery{Project: e.project, GroupBy: []string{"user"}, From: Base, To: Base})
+	want := []limiter.UsageRow{{Group: []string{"u1"}, Requests: 1, InputTokens: 5}}
+	if !rowsEqual(rows, want) {
+		t.Errorf("usage %+v, want only the metered request %+v", rows, want)
+	}
+}
+
 // testClaim: a key is claimed once, by one caller of many at once, per project; claims of other
 // projects and keys are their own.
 func testClaim(t *testing.T, open func(t *testing.T) limiter.Store) {

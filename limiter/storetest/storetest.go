@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) limiter.Store) {
 	t.Run("UsageTwoDimensions", func(t *testing.T) { testUsageTwoDimensions(t, open) })
 	t.Run("SettleSpend", func(t *testing.T) { testSettleSpend(t, open) })
 	t.Run("Claim", func(t *testing.T) { testClaim(t, open) })
+	t.Run("FreeRequests", func(t *testing.T) { testFreeRequests(t, open) })
 	t.Run("Remaining", func(t *testing.T) { testRemaining(t, open) })
 	t.Run("Race", func(t *testing.T) { testRace(t, open) })
 }
