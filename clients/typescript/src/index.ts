@@ -14,3 +14,5 @@ export type {
 export { BehestError } from "./errors.js";
 export { createTokenProvider } from "./token-provider.js";
 export type { ExpiringToken, TokenProvider, TokenProviderOptions } from "./token-provider.js";
+export { verifyWebhookSignature } from "./webhooks.js";
+export type { BudgetAlert, VerifyOptions } from "./webhooks.js";

@@ -281,9 +281,8 @@ describe("the gateway's errors are the Anthropic SDK's own error classes", () =>
     assert.equal(anthropic.requests.length, from, "a refused request reached the provider");
   });
 
-  // GATEWAY BUG: count_tokens naming a model outside the tier's `models` is passed on (200 from
-  // the provider); the contract's Model policy refuses any request for such a model with 403.
-  test("count_tokens for a model outside the tier's models is PermissionDeniedError too", { todo: "GATEWAY BUG: free endpoints skip the models allowlist" }, async () => {
+  // Token counts are free, but the contract's Model policy holds them to the allowlist too.
+  test("count_tokens for a model outside the tier's models is PermissionDeniedError too", async () => {
     const { token } = await mintFor("countopus");
     const from = anthropic.requests.length;
     const err = await sdkFor(token).messages.countTokens({ model: "claude-opus-4-1", messages }).catch((e) => e);
@@ -291,12 +290,9 @@ describe("the gateway's errors are the Anthropic SDK's own error classes", () =>
     assert.equal(anthropic.requests.length, from, "a refused request reached the provider");
   });
 
-  // GATEWAY BUG: an Anthropic endpoint the gateway does not serve (here POST
-  // /anthropic/v1/messages/batches) is refused 403 in OpenAI's shape,
-  // {"error":{"message":…,"type":"invalid_request_error","param":null,"code":"permission_denied"}},
-  // not Anthropic's {"type":"error","error":{"type":"permission_error",…}} (the SDK's class is right:
-  // it goes by the status).
-  test("an endpoint the gateway does not serve (batches) is PermissionDeniedError in Anthropic's shape", { todo: "GATEWAY BUG: not-served Anthropic endpoints answer in OpenAI's error shape" }, async () => {
+  // An Anthropic endpoint the gateway does not serve (message batches cannot be metered as they
+  // run) is refused in Anthropic's own shape, {"type":"error","error":{"type":"permission_error",…}}.
+  test("an endpoint the gateway does not serve (batches) is PermissionDeniedError in Anthropic's shape", async () => {
     const { token } = await mintFor("batches");
     const from = anthropic.requests.length;
     const err = await sdkFor(token).messages.batches.create({

@@ -259,9 +259,8 @@ describe("the gateway's errors are the genai SDK's ApiError in Gemini's shape", 
     assert.equal(gemini.requests.length, from, "a refused request reached the provider");
   });
 
-  // GATEWAY BUG: countTokens naming a model outside the tier's `models` is passed on (200 from
-  // the provider); the contract's Model policy refuses any request for such a model with 403.
-  test("countTokens for a model outside the tier's models is ApiError 403 too", { todo: "GATEWAY BUG: free endpoints skip the models allowlist" }, async () => {
+  // Token counts are free, but the contract's Model policy holds them to the allowlist too.
+  test("countTokens for a model outside the tier's models is ApiError 403 too", async () => {
     const { token } = await mintFor("countpro");
     const from = gemini.requests.length;
     const err = await sdkFor(token).models.countTokens({ model: "gemini-2.5-pro", contents }).catch((e) => e);
@@ -269,11 +268,9 @@ describe("the gateway's errors are the genai SDK's ApiError in Gemini's shape", 
     assert.equal(gemini.requests.length, from, "a refused request reached the provider");
   });
 
-  // GATEWAY BUG: a Gemini endpoint the gateway does not serve (here POST
-  // /gemini/v1beta/cachedContents, what caches.create calls) is refused 403 in OpenAI's shape,
-  // {"error":{"message":…,"type":"invalid_request_error","param":null,"code":"permission_denied"}},
-  // not Gemini's {"error":{"code":403,"message":…,"status":"PERMISSION_DENIED"}}.
-  test("an endpoint the gateway does not serve (cachedContents) is ApiError 403 in Gemini's shape", { todo: "GATEWAY BUG: not-served Gemini endpoints answer in OpenAI's error shape" }, async () => {
+  // A Gemini endpoint the gateway does not serve (cachedContents, what caches.create calls) is
+  // refused in Gemini's own shape, {"error":{"code":403,"message":…,"status":"PERMISSION_DENIED"}}.
+  test("an endpoint the gateway does not serve (cachedContents) is ApiError 403 in Gemini's shape", async () => {
     const { token } = await mintFor("caches");
     const from = gemini.requests.length;
     const err = await sdkFor(token).caches.create({ model: MODEL, config: { contents: [{ role: "user", parts: [{ text: contents }] }] } }).catch((e) => e);
