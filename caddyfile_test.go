@@ -70,6 +70,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"trust option", `project p { trust https://i { color x } }`, `trust https://i: unrecognized option "color"`},
 		{"claim args", `project p { trust https://i { claim uid } }`, `claim: expected <field> <claim path>`},
 		{"trust without issuer", `project p { trust }`, `trust: an issuer is required`},
+		{"alerts percent", `project p { alerts { project_budget 80 } }`, `project_budget "80"`},
+		{"alerts over 100", `project p { alerts { user_cost_per_day 150% } }`, `user_cost_per_day "150%"`},
+		{"alerts option", `project p { alerts { email ops@x } }`, `alerts: unrecognized option "email"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := "http://localhost:8080 {\n\tbehest {\n\t\t" + blocks(tc.body) + "\n\t}\n}\n"
@@ -121,6 +124,22 @@ func TestLoadErrors(t *testing.T) {
 		project p { tenant t }`, `signing_key_rotation needs signing_key auto`},
 		{"bad path", `mint_path mint
 		project p { tenant t }`, `endpoint path "mint" must start with /`},
+		{"dashboard path", `dashboard_path dash
+		project p { tenant t }`, `dashboard_path`},
+		{"alerts webhook", `project p { tenant t
+			cost_per_month 10
+			alerts { webhook ftp://x
+			secret s
+			project_budget 50% } }`, `alerts: webhook "ftp://x"`},
+		{"alerts secret", `project p { tenant t
+			cost_per_month 10
+			alerts { webhook https://x
+			secret {env.BEHEST_UNSET_SECRET_FOR_TEST}
+			project_budget 50% } }`, `alerts: secret is empty`},
+		{"alerts without a budget", `project p { tenant t
+			alerts { webhook https://x
+			secret s
+			project_budget 50% } }`, `project_budget needs the project's cost_per_month`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := "{\n\tadmin off\n\tauto_https off\n}\nhttp://localhost:8080 {\n\tbehest {\n\t\t" + blocks(tc.body) + "\n\t}\n}\n"
