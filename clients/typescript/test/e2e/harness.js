@@ -142,9 +142,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * first (it recognises each API by the path's suffix), then one handle_path per prefix, each
  * reverse_proxy setting its provider's own key header, and OpenAI in the catch-all handle.
  * `prices` are extra `price` lines ("<model> <in> <out> [<cached> [<cache write>]]"), listed
- * before the `price *` default.
+ * before the `price *` default. `costPerMonth` (USD), when set, is the project's hard monthly
+ * budget (`cost_per_month`).
  */
-export function caddyfile({ port, providerPort, anthropicPort, geminiPort, apiKey, storageDir, corsOrigins, trust, tiers, prices = [] }) {
+export function caddyfile({ port, providerPort, anthropicPort, geminiPort, apiKey, storageDir, corsOrigins, trust, tiers, prices = [], costPerMonth }) {
   const trustBlocks = (trust ?? [])
     .map((t) => `
 			trust ${t.issuer} {
@@ -177,7 +178,7 @@ http://127.0.0.1:${port} {
 			tenant ${TENANT}
 			api_key ${apiKey}
 ${corsOrigins.length ? `			cors_origins ${corsOrigins.join(" ")}\n` : ""}			default_tier 1${trustBlocks}${tierBlocks}${priceLines}
-			price * 1.00 2.00
+			price * 1.00 2.00${costPerMonth === undefined ? "" : `\n\t\t\tcost_per_month ${costPerMonth}`}
 		}
 	}
 ${routes}}
@@ -206,13 +207,13 @@ ${indent}}
  * startGateway writes a Caddyfile for `opts` (see caddyfile) into a fresh temp dir, runs
  * `caddy run` on a free port and waits until it answers. stop() ends it and removes the dir.
  */
-export async function startGateway({ providerPort, anthropicPort, geminiPort, corsOrigins = [], trust = [], tiers = { 1: 1000, 2: 2 }, prices = [] }) {
+export async function startGateway({ providerPort, anthropicPort, geminiPort, corsOrigins = [], trust = [], tiers = { 1: 1000, 2: 2 }, prices = [], costPerMonth }) {
   const bin = await caddyBinary();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "behest-e2e-"));
   const port = await freePort();
   const apiKey = `bk_test_${randomBytes(18).toString("hex")}`;
   const config = caddyfile({
-    port, providerPort, anthropicPort, geminiPort, apiKey, storageDir: path.join(dir, "storage"), corsOrigins, trust, tiers, prices,
+    port, providerPort, anthropicPort, geminiPort, apiKey, storageDir: path.join(dir, "storage"), corsOrigins, trust, tiers, prices, costPerMonth,
   });
   const configPath = path.join(dir, "Caddyfile");
   await fs.writeFile(configPath, config);
