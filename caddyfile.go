@@ -186,6 +186,12 @@ func parseProject(d *caddyfile.Dispenser) (*Project, error) {
 				return nil, err
 			}
 			p.Trust = append(p.Trust, t)
+		case "attest":
+			a, err := parseAttest(d)
+			if err != nil {
+				return nil, err
+			}
+			p.Attest = a
 		case "alerts":
 			a, err := parseAlerts(d)
 			if err != nil {
@@ -217,16 +223,18 @@ func parseTrust(d *caddyfile.Dispenser) (*Trust, error) {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		switch opt {
-		case "jwks_url", "audience":
+		case "jwks_url", "audience", "secret":
 			v, err := oneArg(d)
 			if err != nil {
 				return nil, err
 			}
-			if opt == "jwks_url" {
-				t.JWKSURL = v
-			} else {
-				t.Audience = v
+			*map[string]*string{"jwks_url": &t.JWKSURL, "audience": &t.Audience, "secret": &t.Secret}[opt] = v
+		case "tier_map":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return nil, d.Errf("tier_map: expected <claim value> <tier>, like: tier_map pro 2")
 			}
+			t.TierMap = append(t.TierMap, TierMap{Value: args[0], Tier: args[1]})
 		case "algorithms", "authorized_parties":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -251,6 +259,56 @@ func parseTrust(d *caddyfile.Dispenser) (*Trust, error) {
 		}
 	}
 	return t, nil
+}
+
+// parseAttest reads:
+//
+//	attest <issuer> {
+//		header <name>
+//		jwks_url <url>
+//		audience <aud>
+//		algorithms <alg>...
+//		single_use
+//		tiers <tier>...
+//	}
+func parseAttest(d *caddyfile.Dispenser) (*Attest, error) {
+	a := new(Attest)
+	if !d.NextArg() {
+		return nil, d.Errf("attest: an issuer is required, like: attest https://firebaseappcheck.googleapis.com/123456789 { … }")
+	}
+	a.Issuer = d.Val()
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "header", "jwks_url", "audience":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			*map[string]*string{"header": &a.Header, "jwks_url": &a.JWKSURL, "audience": &a.Audience}[opt] = v
+		case "algorithms", "tiers":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			if opt == "tiers" {
+				a.Tiers = append(a.Tiers, args...)
+			} else {
+				a.Algorithms = append(a.Algorithms, args...)
+			}
+		case "single_use":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			a.SingleUse = true
+		default:
+			return nil, d.Errf("attest %s: unrecognized option %q", a.Issuer, opt)
+		}
+	}
+	return a, nil
 }
 
 // parseAlerts reads:

@@ -70,6 +70,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"trust option", `project p { trust https://i { color x } }`, `trust https://i: unrecognized option "color"`},
 		{"claim args", `project p { trust https://i { claim uid } }`, `claim: expected <field> <claim path>`},
 		{"trust without issuer", `project p { trust }`, `trust: an issuer is required`},
+		{"tier_map args", `project p { trust https://i { tier_map pro } }`, `tier_map: expected <claim value> <tier>`},
+		{"attest without issuer", `project p { attest }`, `attest: an issuer is required`},
+		{"attest option", `project p { attest https://a { color x } }`, `attest https://a: unrecognized option "color"`},
+		{"attest single_use arg", `project p { attest https://a { single_use yes } }`, `wrong argument count`},
 		{"alerts percent", `project p { alerts { project_budget 80 } }`, `project_budget "80"`},
 		{"alerts over 100", `project p { alerts { user_cost_per_day 150% } }`, `user_cost_per_day "150%"`},
 		{"alerts option", `project p { alerts { email ops@x } }`, `alerts: unrecognized option "email"`},
@@ -124,6 +128,19 @@ func TestLoadErrors(t *testing.T) {
 		project p { tenant t }`, `signing_key_rotation needs signing_key auto`},
 		{"bad path", `mint_path mint
 		project p { tenant t }`, `endpoint path "mint" must start with /`},
+		{"trust secret empty", `project p { tenant t
+			trust https://i { secret {env.BEHEST_UNSET_SECRET_FOR_TEST} } }`, `secret {env.BEHEST_UNSET_SECRET_FOR_TEST} is empty`},
+		{"trust secret short", `project p { tenant t
+			trust https://i { secret short } }`, `at least 32`},
+		{"attest without audience", `project p { tenant t
+			attest https://a { jwks_url https://a/jwks } }`, `audience is required`},
+		{"attest unknown tier", `project p { tenant t
+			tier 1 { requests_per_minute 1 }
+			attest https://a { audience x
+			tiers 9 } }`, `attest: tier "9"`},
+		{"tier_map unknown tier", `project p { tenant t
+			tier 1 { requests_per_minute 1 }
+			trust https://i { tier_map pro 9 } }`, `tier_map pro 9`},
 		{"dashboard path", `dashboard_path dash
 		project p { tenant t }`, `dashboard_path`},
 		{"alerts webhook", `project p { tenant t

@@ -25,6 +25,8 @@ type Project struct {
 	DefaultTier string `json:"default_tier,omitempty"`
 	// Trust lists the identity providers whose tokens this project accepts.
 	Trust []*Trust `json:"trust,omitempty"`
+	// Attest, when set, requires a device attestation token of the tiers it lists.
+	Attest *Attest `json:"attest,omitempty"`
 	// Tiers are the project's tiers with their per-user limits, in the order declared.
 	Tiers []*Tier `json:"tiers,omitempty"`
 	// Prices are USD per 1M tokens by model; the model "*" prices every model not listed.
@@ -57,17 +59,57 @@ type Alerts struct {
 type Trust struct {
 	// Issuer is the iss claim of its tokens, e.g. "https://clerk.example.com".
 	Issuer string `json:"issuer"`
-	// JWKSURL is where its public keys are (default: <issuer>/.well-known/jwks.json).
+	// JWKSURL is where its public keys are (default: the jwks_uri of the issuer's OpenID
+	// discovery document when that names the issuer exactly, else
+	// <issuer>/.well-known/jwks.json).
 	JWKSURL string `json:"jwks_url,omitempty"`
-	// Algorithms is the allowlist of signature algorithms (default RS256, ES256, EdDSA).
+	// Secret is the shared HMAC secret of an issuer that signs with one (HS256/384/512, e.g.
+	// Supabase's legacy JWT secret); placeholders such as {env.JWT_SECRET} are resolved. With
+	// it only HMAC is accepted and no JWKS is fetched; without it HMAC is never accepted.
+	Secret string `json:"secret,omitempty"`
+	// Algorithms is the allowlist of signature algorithms (default RS256, ES256, EdDSA; with a
+	// secret, the HMAC algorithms it is long enough for).
 	Algorithms []string `json:"algorithms,omitempty"`
-	// Audience, when set, must be in the token's aud claim.
+	// Audience, when set, must be the token's aud or one of its values.
 	Audience string `json:"audience,omitempty"`
 	// AuthorizedParties, when set, must contain the token's azp when it has one.
 	AuthorizedParties []string `json:"authorized_parties,omitempty"`
-	// Claims maps an identity field (uid, tier, tid, pid, sid) to a claim path; dots reach into
-	// objects ("public_metadata.plan").
+	// Claims maps an identity field (uid, tier, tid, pid, sid, org) to a claim path: a JSON
+	// Pointer when it starts with / ("/https:~1~1app.example~1plan"), else names joined by dots
+	// ("public_metadata.plan").
 	Claims map[string]string `json:"claims,omitempty"`
+	// TierMap maps a value of the tier claim, or an element of a list claim, to a tier; the
+	// first entry whose value the claim holds wins.
+	TierMap []TierMap `json:"tier_map,omitempty"`
+}
+
+// TierMap is one claim value and the tier it means.
+type TierMap struct {
+	Value string `json:"value"`
+	Tier  string `json:"tier"`
+}
+
+// Attest requires, of the tiers listed, a device attestation token (such as Firebase App
+// Check's, which covers App Attest, DeviceCheck, Play Integrity and reCAPTCHA) with each
+// request that goes to the provider.
+type Attest struct {
+	// Issuer is the attestation tokens' iss, e.g.
+	// "https://firebaseappcheck.googleapis.com/123456789".
+	Issuer string `json:"issuer"`
+	// Header carries the token (default X-Firebase-AppCheck); it is removed before the
+	// request goes on.
+	Header string `json:"header,omitempty"`
+	// JWKSURL is where the service's keys are (default: discovery, as for trust).
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// Audience must be the token's aud or one of its values (e.g. "projects/123456789").
+	Audience string `json:"audience"`
+	// Algorithms is the allowlist (default RS256, ES256).
+	Algorithms []string `json:"algorithms,omitempty"`
+	// SingleUse accepts each attestation token (by its jti) once, remembered in the store
+	// until the token expires, so instances sharing Redis share it.
+	SingleUse bool `json:"single_use,omitempty"`
+	// Tiers that must attest (default: every tier).
+	Tiers []string `json:"tiers,omitempty"`
 }
 
 // Tier is a set of per-end-user limits. Zero means no limit.

@@ -37,6 +37,11 @@ func newCORSPolicy(projects map[string]*project) corsPolicy {
 	for _, d := range meter.Dialects() {
 		names = append(names, d.RequestHeaders()...)
 	}
+	for _, p := range projects {
+		if p.attest != nil {
+			names = append(names, strings.ToLower(p.attest.header))
+		}
+	}
 	for _, n := range names {
 		if prefix, ok := strings.CutSuffix(n, "*"); ok {
 			if !slices.Contains(c.prefixes, prefix) {

@@ -140,12 +140,13 @@ func (p *provider) count() int {
 // issuer is a trusted identity provider (like Clerk) serving its JWKS.
 type issuer struct {
 	*httptest.Server
-	key     *rsa.PrivateKey
-	kid     string
-	fetches atomic.Int64
-	down    atomic.Bool
-	mu      sync.Mutex
-	serving []jwk.Key // public keys served
+	key         *rsa.PrivateKey
+	kid         string
+	fetches     atomic.Int64 // of the JWKS
+	discoveries atomic.Int64 // of the discovery document
+	down        atomic.Bool
+	mu          sync.Mutex
+	serving     []jwk.Key // public keys served
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -166,6 +167,17 @@ func newIssuer(t *testing.T) *issuer {
 	}
 	is.serving = []jwk.Key{pub}
 	is.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/openid-configuration" {
+			// Like Clerk: a discovery document naming the JWKS.
+			is.discoveries.Add(1)
+			if is.down.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": is.URL, "jwks_uri": is.URL + "/.well-known/jwks.json"})
+			return
+		}
 		is.fetches.Add(1)
 		if is.down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)

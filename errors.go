@@ -46,6 +46,10 @@ func toAPIError(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	// First: an attestation token's failures (expired, …) are the attestation's, not the user's token's.
+	case errors.Is(err, verifier.ErrAttestation):
+		return &apiError{status: http.StatusUnauthorized, typ: "invalid_request_error", code: "attestation_required",
+			message: "This tier must prove the request comes from the app with a valid attestation token: " + err.Error() + "."}
 	case errors.Is(err, errNoToken):
 		return unauthorized("No API key provided: send the token as 'Authorization: Bearer <token>' (or in x-api-key or x-goog-api-key, as the Anthropic and Gemini SDKs do).")
 	case errors.Is(err, verifier.ErrExpired):

@@ -129,6 +129,9 @@ func setIdentity(r *http.Request, id *verifier.Identity, sid string) {
 	hdr.Set("X-Behest-Tenant-Id", id.TenantID)
 	hdr.Set("X-Behest-Project-Id", id.ProjectID)
 	hdr.Set("X-Behest-User-Id", id.UserID)
+	if id.OrgID != "" {
+		hdr.Set("X-Behest-Org-Id", id.OrgID)
+	}
 	hdr.Set("X-Behest-Tier", id.Tier)
 	if sid != "" {
 		hdr.Set("X-Behest-Session-Id", sid)
@@ -141,6 +144,7 @@ func setIdentity(r *http.Request, id *verifier.Identity, sid string) {
 	repl.Set("http.behest.tenant_id", id.TenantID)
 	repl.Set("http.behest.project_id", id.ProjectID)
 	repl.Set("http.behest.user_id", id.UserID)
+	repl.Set("http.behest.org_id", id.OrgID)
 	repl.Set("http.behest.tier", id.Tier)
 	repl.Set("http.behest.session_id", sid)
 	repl.Set("http.auth.user.id", id.UserID)

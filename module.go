@@ -32,8 +32,8 @@ func init() {
 // Placeholders it sets for the handlers after it and the access log:
 //
 //	{http.behest.tenant_id}, {http.behest.project_id}, {http.behest.user_id},
-//	{http.behest.tier}, {http.behest.session_id}, {http.behest.claims.<name>},
-//	{http.auth.user.id} (the user id).
+//	{http.behest.org_id}, {http.behest.tier}, {http.behest.session_id},
+//	{http.behest.claims.<name>}, {http.auth.user.id} (the user id).
 type Handler struct {
 	// Issuer is the iss of the tokens this gateway mints (default "behest"; set it to the
 	// gateway's public URL).
@@ -218,51 +218,6 @@ func (h *Handler) provisionStore(ctx caddy.Context) error {
 	return nil
 }
 
-func (h *Handler) provisionVerifier() error {
-	projects := make([]verifier.Project, 0, len(h.Projects))
-	for _, p := range h.Projects {
-		vp := verifier.Project{ID: p.ID, TenantID: p.Tenant, DefaultTier: h.projects[p.ID].defaultTier}
-		for _, t := range p.Tiers {
-			vp.Tiers = append(vp.Tiers, t.Name)
-		}
-		for _, t := range p.Trust {
-			vp.Trust = append(vp.Trust, verifier.Trust{
-				Issuer:            t.Issuer,
-				JWKSURL:           t.JWKSURL,
-				Algorithms:        t.Algorithms,
-				Audience:          t.Audience,
-				AuthorizedParties: t.AuthorizedParties,
-				Claims:            t.Claims,
-			})
-		}
-		projects = append(projects, vp)
-	}
-	var minted verifier.KeySource = h.keys
-	if h.rotation != nil {
-		minted = h.rotation
-	}
-	v, err := verifier.New(verifier.Config{
-		Issuer:       h.Issuer,
-		MintedKeys:   minted,
-		Projects:     projects,
-		JWKSCacheTTL: time.Duration(h.JWKSCacheTTL),
-		Now:          h.now,
-		Logger:       h.logger.Named("verifier"),
-		OnFetch: func(issuer string, err error) {
-			outcome := "ok"
-			if err != nil {
-				outcome = "error"
-			}
-			metrics.jwksFetches.WithLabelValues(issuer, outcome).Inc()
-		},
-	})
-	if err != nil {
-		return err
-	}
-	h.verifier = v
-	return nil
-}
-
 // Validate checks the configuration; Provision has already compiled it.
 func (h *Handler) Validate() error {
 	for _, p := range []string{h.MintPath, h.RevokePath, h.UsagePath, h.MePath} {
@@ -330,12 +285,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			"X-Session-Id must be at most 128 printable ASCII characters without spaces."))
 	}
 	setIdentity(r, id, sid)
+	attestation := ""
+	if p.attest != nil {
+		// Read for the model request, and never passed on.
+		attestation = r.Header.Get(p.attest.header)
+		r.Header.Del(p.attest.header)
+	}
 	access := logAccess(r, p.id, p.tierOf(id.Tier).name, sid)
 	if r.URL.Path == h.MePath {
 		return h.serveMe(w, r, p, id, sid)
 	}
 	if routeErr != nil {
 		return h.writeErrorAs(w, r, d, p, routeErr)
+	}
+	if t := p.tierOf(id.Tier); p.attest.applies(t) {
+		if err := h.checkAttestation(r, p, attestation); err != nil {
+			return h.writeErrorAs(w, r, d, p, err)
+		}
 	}
 	return h.proxy(w, r, next, rt, p, id, sid, access)
 }

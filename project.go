@@ -38,6 +38,7 @@ type project struct {
 	streamUsage  bool
 	metrics      projectMetrics
 	alerts       *projectAlerts // nil: none
+	attest       *attestPolicy  // nil: none
 }
 
 type tier struct {
@@ -237,6 +238,11 @@ func compileProject(p *Project) (*project, error) {
 	if _, ok := cp.tiers[cp.defaultTier]; !ok {
 		return nil, fmt.Errorf("default_tier %q is not one of the project's tiers", cp.defaultTier)
 	}
+	ap, err := compileAttest(p.Attest, cp.tiers)
+	if err != nil {
+		return nil, err
+	}
+	cp.attest = ap
 	return cp, nil
 }
 

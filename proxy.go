@@ -297,7 +297,7 @@ func (h *Handler) limitRequest(p *project, t *tier, id *verifier.Identity, sid, 
 		iat = time.Unix(1, 0)
 	}
 	return limiter.Request{
-		Project: p.id, User: id.UserID, Session: sid, Tier: t.name, Model: model,
+		Project: p.id, User: id.UserID, Org: id.OrgID, Session: sid, Tier: t.name, Model: model,
 		Limits: t.limits, ProjectCostPerMonth: p.costPerMonth,
 		Tokens: tokens, Cost: cost, IssuedAt: iat,
 	}

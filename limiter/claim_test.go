@@ -2,8 +2,11 @@ package limiter
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestClaimsSurviveRestart: claims are written with the next flush and read back on open; a
@@ -54,4 +57,37 @@ func TestUsageFormatOne(t *testing.T) {
 	if err != nil || a != (usageAgg{Requests: 1, InputTokens: 2, OutputTokens: 3, Cost: 4}) {
 		t.Fatalf("parseUsage(format 1) = %+v, %v", a, err)
 	}
+}
+
+// TestUsageKeysWithoutOrg: usage recorded before orgs were kept (no org in its key) reads back
+// with the org its user id names, beside new records that carry their own.
+func TestUsageKeysWithoutOrg(t *testing.T) {
+	ctx := context.Background()
+	e, path := openForFlush(t, EmbeddedOptions{})
+	day := dayOf(testBase)
+	old := appendDay(nil, day)
+	for _, s := range []string{"org_9:u1", "sess", "free"} {
+		old = appendString(old, s)
+	}
+	old = append(old, "gpt-4o"...)
+	if err := e.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketUsage).CreateBucketIfNotExists([]byte("p"))
+		if err != nil {
+			return err
+		}
+		return b.Put(old, appendUsage(nil, usageAgg{Requests: 2, InputTokens: 20}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, _, _ := e.Reserve(ctx, testBase, Request{Project: "p", User: "org_9:u1", Org: "acme", Session: "sess", Tier: "free", Model: "gpt-4o"})
+	if _, err := e.Settle(ctx, testBase, res, Usage{InputTokens: 5}); err != nil {
+		t.Fatal(err)
+	}
+	mustFlush(t, e)
+	rows, err := e.Usage(ctx, UsageQuery{Project: "p", GroupBy: []string{"org", "user"}})
+	want := []UsageRow{{Group: []string{"acme", "org_9:u1"}, Requests: 1, InputTokens: 5}, {Group: []string{"org_9", "org_9:u1"}, Requests: 2, InputTokens: 20}}
+	if err != nil || !reflect.DeepEqual(rows, want) {
+		t.Fatalf("Usage = %+v, %v; want %+v", rows, err, want)
+	}
+	_ = path
 }

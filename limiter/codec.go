@@ -3,6 +3,7 @@ package limiter
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 )
 
 // The file's keys and values are binary: written every second for every active user, they
@@ -107,8 +108,16 @@ func parseProject(b []byte) (*projectState, error) {
 
 // appendUsageKey encodes k within its project's bucket: the day first, as 8 big-endian bytes
 // with the sign flipped, so a cursor walks days in order and a range of days is one seek.
+// A usage key is the day, then orgMarker and the org, then the user, session, tier and model.
+// Keys written before orgs were kept have the user right after the day: its length is never 0
+// (a user id is never empty), so orgMarker tells them apart, and their org is the user's part
+// before its first ':'.
+const orgMarker = 0
+
 func appendUsageKey(b []byte, k *usageKey) []byte {
 	b = appendDay(b, k.day)
+	b = append(b, orgMarker)
+	b = appendString(b, k.org)
 	b = appendString(b, k.user)
 	b = appendString(b, k.session)
 	b = appendString(b, k.tier)
@@ -134,13 +143,31 @@ func parseUsageKey(project string, b []byte) (usageKey, error) {
 	}
 	rest := b[8:]
 	var err error
+	withOrg := len(rest) > 0 && rest[0] == orgMarker
+	if withOrg {
+		if k.org, rest, err = readString(rest[1:]); err != nil {
+			return k, err
+		}
+	}
 	for _, s := range []*string{&k.user, &k.session, &k.tier} {
 		if *s, rest, err = readString(rest); err != nil {
 			return k, err
 		}
 	}
+	if !withOrg {
+		k.org = legacyOrg(k.user)
+	}
 	k.model = string(rest)
 	return k, nil
+}
+
+// legacyOrg is the org of usage recorded before orgs were kept: the user's part before its
+// first ':' ("" when it has none).
+func legacyOrg(user string) string {
+	if org, _, ok := strings.Cut(user, ":"); ok {
+		return org
+	}
+	return ""
 }
 
 // usageFormat is the format byte of usage values that hold cached input tokens; values of

@@ -49,7 +49,7 @@ func TestEmbeddedConformance(t *testing.T) {
 // restartRequest is one user's request with every limit on.
 func restartRequest() limiter.Request {
 	return limiter.Request{
-		Project: "p", User: "org_1:u1", Session: "s1", Tier: "free", Model: "gpt-4o-mini",
+		Project: "p", User: "org_1:u1", Org: "org_1", Session: "s1", Tier: "free", Model: "gpt-4o-mini",
 		Limits: limiter.Limits{RequestsPerMinute: 2, TokensPerMinute: 10000, TokensPerDay: 1000, CostPerDay: 1000,
 			CostPerMonth: 10000, ConcurrentRequests: 5},
 		ProjectCostPerMonth: 100000, Tokens: 500, Cost: 500,
@@ -292,7 +292,7 @@ func TestEmbeddedUsageQuery(t *testing.T) {
 	s := openEmbedded(t, filepath.Join(t.TempDir(), "l.db"), limiter.EmbeddedOptions{})
 	defer s.Close()
 	for i, at := range []time.Time{base.AddDate(0, 0, -40), base, base.AddDate(0, 0, 40)} {
-		res, _, _ := s.Reserve(ctx, at, limiter.Request{Project: "p", User: "org_1:u", Tier: "t", Model: "m"})
+		res, _, _ := s.Reserve(ctx, at, limiter.Request{Project: "p", User: "org_1:u", Org: "org_1", Tier: "t", Model: "m"})
 		_, _ = s.Settle(ctx, at, res, limiter.Usage{InputTokens: int64(i + 1)})
 	}
 	for _, c := range []struct {

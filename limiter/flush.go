@@ -111,7 +111,7 @@ func (e *Embedded) sweep(sh *shard, clock int64, b *flushBatch) int64 {
 		newest = max(newest, u.latest)
 		for _, en := range u.usage {
 			b.usage = append(b.usage, usageDelta{usageKey{project: k.project, day: en.day, user: k.user,
-				session: en.session, tier: en.tier, model: en.model}, en.agg})
+				org: en.org, session: en.session, tier: en.tier, model: en.model}, en.agg})
 		}
 		clear(u.usage) // keep the entries' room, drop their strings
 		u.usage = u.usage[:0]
@@ -256,7 +256,7 @@ func (e *Embedded) restore(b *flushBatch) {
 		sh := &e.shards[shardIndex(d.k.project, d.k.user)]
 		sh.mu.Lock()
 		if u := sh.users[userKey{d.k.project, d.k.user}]; u != nil { // as above
-			u.addUsage(d.k.day, d.k.session, d.k.tier, d.k.model, d.a)
+			u.addUsage(d.k.day, d.k.org, d.k.session, d.k.tier, d.k.model, d.a)
 			u.dirty = true
 		}
 		sh.mu.Unlock()

@@ -188,7 +188,7 @@ func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, use
 	p.mu.Unlock()
 	u.dirty = true
 	if !req.Free {
-		u.addUsage(dayOf(res.At), req.Session, req.Tier, req.Model,
+		u.addUsage(dayOf(res.At), req.Org, req.Session, req.Tier, req.Model,
 			usageAgg{Requests: 1, InputTokens: in, CachedInputTokens: cached, OutputTokens: out, Cost: cost})
 	}
 	return spend, nil

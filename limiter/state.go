@@ -37,23 +37,23 @@ type userState struct {
 	dirty bool
 }
 
-// usageEntry is a user's usage of one day, session, tier and model not yet flushed.
+// usageEntry is a user's usage of one day, org, session, tier and model not yet flushed.
 type usageEntry struct {
-	day                  int64
-	session, tier, model string
-	agg                  usageAgg
+	day                       int64
+	org, session, tier, model string
+	agg                       usageAgg
 }
 
-// addUsage adds a to the user's usage of day, session, tier and model.
-func (u *userState) addUsage(day int64, session, tier, model string, a usageAgg) {
+// addUsage adds a to the user's usage of day, org, session, tier and model.
+func (u *userState) addUsage(day int64, org, session, tier, model string, a usageAgg) {
 	for i := range u.usage {
 		en := &u.usage[i]
-		if en.day == day && en.session == session && en.tier == tier && en.model == model {
+		if en.day == day && en.org == org && en.session == session && en.tier == tier && en.model == model {
 			en.agg.add(a)
 			return
 		}
 	}
-	u.usage = append(u.usage, usageEntry{day, session, tier, model, a})
+	u.usage = append(u.usage, usageEntry{day, org, session, tier, model, a})
 }
 
 // hold is what one reservation took, so Settle can give it back exactly.

@@ -42,6 +42,8 @@ type Limits struct {
 type Request struct {
 	Project string
 	User    string
+	// Org is the user's org, for usage by org ("" for none).
+	Org     string
 	Session string
 	Tier    string
 	Model   string

@@ -12,9 +12,9 @@ import (
 // usageKey is the finest grain usage is kept at: one project's requests of one day, user,
 // session, tier and model. The day is the UTC day the request was reserved.
 type usageKey struct {
-	project                    string
-	day                        int64
-	user, session, tier, model string
+	project                         string
+	day                             int64
+	user, org, session, tier, model string
 }
 
 // usageAgg is what the requests of one usageKey used.
@@ -88,17 +88,15 @@ func (f *usageFilter) keeps(k *usageKey) bool {
 func (f *usageFilter) group(k *usageKey) groupKey {
 	var g groupKey
 	for i, d := range f.dims {
-		g[i] = dimension(d, k.day, k.user, k.session, k.tier, k.model)
+		g[i] = dimension(d, k.day, k.user, k.org, k.session, k.tier, k.model)
 	}
 	return g
 }
 
-// dimension is a usage record's value of one group_by dimension: org is the user's part before
-// the first ':', day its UTC date.
-func dimension(d string, day int64, user, session, tier, model string) string {
+// dimension is a usage record's value of one group_by dimension, day its UTC date.
+func dimension(d string, day int64, user, org, session, tier, model string) string {
 	switch d {
 	case GroupByOrg:
-		org, _, _ := strings.Cut(user, ":")
 		return org
 	case GroupBySession:
 		return session
@@ -161,20 +159,20 @@ func NewUsageGrouper(q UsageQuery) (*UsageGrouper, error) {
 	return &UsageGrouper{f: f, rows: newUsageRows(len(f.dims))}, nil
 }
 
-// UsageRecord is one day's usage of one user, session, tier and model.
+// UsageRecord is one day's usage of one user (of an org), session, tier and model.
 type UsageRecord struct {
-	Day                        time.Time
-	User, Session, Tier, Model string
-	Requests                   int64
-	InputTokens                int64
-	CachedInputTokens          int64
-	OutputTokens               int64
-	Cost                       Nanos
+	Day                             time.Time
+	User, Org, Session, Tier, Model string
+	Requests                        int64
+	InputTokens                     int64
+	CachedInputTokens               int64
+	OutputTokens                    int64
+	Cost                            Nanos
 }
 
 // Add adds rec to its group, when the query keeps it.
 func (g *UsageGrouper) Add(rec UsageRecord) {
-	k := usageKey{project: g.f.project, day: dayOf(rec.Day), user: rec.User, session: rec.Session, tier: rec.Tier, model: rec.Model}
+	k := usageKey{project: g.f.project, day: dayOf(rec.Day), user: rec.User, org: rec.Org, session: rec.Session, tier: rec.Tier, model: rec.Model}
 	if !g.f.keeps(&k) {
 		return
 	}
@@ -221,7 +219,7 @@ func (e *Embedded) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) 
 				continue
 			}
 			for _, en := range u.usage {
-				k := usageKey{project: uk.project, day: en.day, user: uk.user, session: en.session, tier: en.tier, model: en.model}
+				k := usageKey{project: uk.project, day: en.day, user: uk.user, org: en.org, session: en.session, tier: en.tier, model: en.model}
 				if f.keeps(&k) {
 					rows.add(f.group(&k), en.agg)
 				}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -87,29 +89,99 @@ func (v *Verifier) identity(p *projectRule, tr *trustRule, claims map[string]any
 			return nil, fmt.Errorf("%w: sid %v", ErrMalformed, err)
 		}
 	}
+	org, err := orgOf(claims, tr, uid)
+	if err != nil {
+		return nil, err
+	}
 	jti, _, err := scalarAt(claims, []string{"jti"})
 	if err != nil {
 		return nil, fmt.Errorf("%w: jti: %v", ErrMalformed, err)
 	}
 	id := &Identity{
-		TenantID: p.TenantID, ProjectID: p.ID, UserID: uid, SessionID: sid,
+		TenantID: p.TenantID, ProjectID: p.ID, UserID: uid, OrgID: org, SessionID: sid,
 		Issuer: claims["iss"].(string), TokenID: jti, IssuedAt: iat, ExpiresAt: exp,
 	}
 	raw, _ := lookup(claims, tr.path("tier"))
-	id.Tier, id.TierUnknown = p.resolveTier(raw)
+	if t, ok := tr.mapTier(raw); ok {
+		id.Tier = t
+	} else {
+		id.Tier, id.TierUnknown = p.resolveTier(raw)
+	}
 	id.Claims = plainClaims(claims) // last: the lookups above expect json.Number
 	return id, nil
 }
 
-// lookup follows a dot path into nested objects.
+// orgOf is the user's org: the trust's org claim, else the uid's part before its first ':'.
+func orgOf(claims map[string]any, tr *trustRule, uid string) (string, error) {
+	if tr.mapped("org") {
+		org, _, err := scalarAt(claims, tr.path("org"))
+		if err != nil {
+			return "", fmt.Errorf("%w: org: %v", ErrMalformed, err)
+		}
+		if org != "" {
+			if err := CheckID(org); err != nil {
+				return "", fmt.Errorf("%w: org %v", ErrMalformed, err)
+			}
+		}
+		return org, nil
+	}
+	if org, _, ok := strings.Cut(uid, ":"); ok {
+		return org, nil
+	}
+	return "", nil
+}
+
+// mapTier maps the tier claim by the trust's tier_map: the first entry whose value the claim
+// is, or one of its elements is when it is a list. A number or a boolean compares as its JSON
+// text (tier_map true free, for Supabase's is_anonymous).
+func (tr *trustRule) mapTier(raw any) (string, bool) {
+	if tr == nil || len(tr.TierMap) == 0 {
+		return "", false
+	}
+	list, isList := raw.([]any)
+	if !isList {
+		list = []any{raw}
+	}
+	for _, m := range tr.TierMap {
+		for _, e := range list {
+			if s, ok := scalarText(e); ok && s == m.Value {
+				return m.Tier, true
+			}
+		}
+	}
+	return "", false
+}
+
+// scalarText is a string, number or boolean claim value as text.
+func scalarText(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return x.String(), true
+	case bool:
+		return strconv.FormatBool(x), true
+	}
+	return "", false
+}
+
+// lookup follows a claim path into nested objects, and into arrays by index.
 func lookup(claims map[string]any, path []string) (any, bool) {
 	var cur any = claims
 	for _, name := range path {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = obj[name]; !ok {
+		switch c := cur.(type) {
+		case map[string]any:
+			var ok bool
+			if cur, ok = c[name]; !ok {
+				return nil, false
+			}
+		case []any:
+			i, err := strconv.Atoi(name)
+			if err != nil || i < 0 || i >= len(c) || (len(name) > 1 && name[0] == '0') {
+				return nil, false
+			}
+			cur = c[i]
+		default:
 			return nil, false
 		}
 	}

@@ -57,7 +57,8 @@ func TestNewDefaults(t *testing.T) {
 		v.maxJWKS != 1<<20 || v.client.Timeout != 5*time.Second || v.fetchTimeout != 5*time.Second || v.now == nil || v.logger == nil {
 		t.Errorf("defaults: ttl %v refetch %v leeway %v max %d timeout %v", v.ttl, v.refetch, v.leeway, v.maxJWKS, v.client.Timeout)
 	}
-	if _, ok := v.jwks["https://clerk.example.com/.well-known/jwks.json"]; !ok {
+	// Without jwks_url the keys are discovered, with the default path when there is no document.
+	if c, ok := v.jwks["discover:https://clerk.example.com/"]; !ok || !c.discover || c.url != "https://clerk.example.com/.well-known/jwks.json" {
 		t.Errorf("default JWKS URL: have %v", v.jwks)
 	}
 	tr := v.trusts["https://clerk.example.com/"][0]

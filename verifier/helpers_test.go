@@ -347,3 +347,12 @@ func (tc *tokenCache) wait() {
 		tc.c.Wait()
 	}
 }
+
+// mustRSA generates an RSA key of its own (slow: only where a second key is needed).
+func mustRSA(t testing.TB) *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}

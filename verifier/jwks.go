@@ -2,10 +2,12 @@ package verifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,9 +31,14 @@ var errClosed = errors.New("the verifier is closed")
 // from what is held. Only one fetch runs at a time: whoever needs one while it runs waits for it,
 // each with its own context and for at most the fetch timeout.
 type jwksCache struct {
-	url    string
-	issuer string // of the first trust naming url, for OnFetch
+	url    string // the JWKS URL: configured, or the default one of a discovering cache
+	issuer string // of the first trust naming url, for OnFetch and discovery
 	v      *Verifier
+	// discover: the JWKS URL is the jwks_uri of the issuer's discovery document. The fields
+	// below are used only by the fetch running, of which there is one at a time.
+	discover     bool
+	discovered   string    // the jwks_uri last discovered; "" when none was
+	discoveredAt time.Time // when the document was last fetched (successfully or not)
 
 	mu         sync.Mutex
 	keys       map[string]*jwksKey // by kid; nil until a fetch succeeds
@@ -172,7 +179,7 @@ func (c *jwksCache) startFetchLocked(now time.Time, forKid bool) (*fetchRun, err
 // and a request giving up must not cancel it for the others), then wakes the waiters.
 func (c *jwksCache) runFetch(run *fetchRun) {
 	ctx, cancel := context.WithTimeout(c.v.ctx, c.v.fetchTimeout)
-	keys, err := c.fetch(ctx)
+	keys, err := c.fetch(ctx, run.forKid)
 	cancel()
 	if c.v.onFetch != nil && !(errors.Is(err, context.Canceled) && c.v.ctx.Err() != nil) {
 		c.v.onFetch(c.issuer, err)
@@ -238,30 +245,18 @@ func (v *Verifier) refresh() {
 	}
 }
 
-func (c *jwksCache) fetch(ctx context.Context) (map[string]*jwksKey, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+func (c *jwksCache) fetch(ctx context.Context, forKid bool) (map[string]*jwksKey, error) {
+	url := c.url
+	if c.discover {
+		url = c.jwksURL(ctx, forKid)
+	}
+	body, err := c.get(ctx, url)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.v.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %d", c.url, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.v.maxJWKS+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: reading the body: %w", c.url, err)
-	}
-	if int64(len(body)) > c.v.maxJWKS {
-		return nil, fmt.Errorf("GET %s: the JWKS is over %d bytes", c.url, c.v.maxJWKS)
 	}
 	set, err := jwk.Parse(body, jwk.WithIgnoreParseError(true)) // one unreadable key must not block the rest
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: parsing the JWKS: %w", c.url, err)
+		return nil, fmt.Errorf("GET %s: parsing the JWKS: %w", url, err)
 	}
 	keys := make(map[string]*jwksKey, set.Len())
 	for i := range set.Len() {
@@ -280,4 +275,85 @@ func (c *jwksCache) fetch(ctx context.Context) (map[string]*jwksKey, error) {
 		keys[kid] = jk
 	}
 	return keys, nil
+}
+
+// get reads a JSON document of at most MaxJWKSBytes.
+func (c *jwksCache) get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.v.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &statusError{url: url, status: resp.StatusCode}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.v.maxJWKS+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: reading the body: %w", url, err)
+	}
+	if int64(len(body)) > c.v.maxJWKS {
+		return nil, fmt.Errorf("GET %s: the document is over %d bytes", url, c.v.maxJWKS)
+	}
+	return body, nil
+}
+
+type statusError struct {
+	url    string
+	status int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: status %d", e.url, e.status) }
+
+// jwksURL is the jwks_uri of the issuer's OpenID discovery document, fetched again once the
+// last fetch of it is older than the TTL, or for an unknown kid (the same rules as the keys').
+// A document that cannot be had, or names another issuer or no usable jwks_uri, is not used:
+// the keys are then at the default path, or at the jwks_uri last discovered when the document
+// only failed to answer this time.
+func (c *jwksCache) jwksURL(ctx context.Context, forKid bool) string {
+	now := c.v.now()
+	if !c.discoveredAt.IsZero() && now.Sub(c.discoveredAt) < c.v.ttl && !forKid {
+		return c.discoveredOrDefault()
+	}
+	c.discoveredAt = now
+	docURL := strings.TrimSuffix(c.issuer, "/") + "/.well-known/openid-configuration"
+	body, err := c.get(ctx, docURL)
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	var se *statusError
+	switch {
+	case errors.As(err, &se) && (se.status == http.StatusNotFound || se.status == http.StatusGone):
+		c.discovered = "" // no document: the default path
+	case err != nil:
+		c.v.logger.Warn("fetching an issuer's discovery document failed; using the keys' last known URL",
+			zap.String("issuer", c.issuer), zap.Error(err))
+	case json.Unmarshal(body, &doc) != nil:
+		c.discovered = ""
+		c.v.logger.Warn("an issuer's discovery document is not JSON; using the default JWKS path", zap.String("issuer", c.issuer))
+	case doc.Issuer != c.issuer:
+		// A document claiming another issuer could point anywhere: it is not trusted.
+		c.discovered = ""
+		c.v.logger.Warn("an issuer's discovery document names another issuer; using the default JWKS path",
+			zap.String("issuer", c.issuer), zap.String("document_issuer", quoted(doc.Issuer)))
+	case checkHTTPURL(doc.JWKSURI) != nil:
+		c.discovered = ""
+		c.v.logger.Warn("an issuer's discovery document has no usable jwks_uri; using the default JWKS path",
+			zap.String("issuer", c.issuer))
+	default:
+		c.discovered = doc.JWKSURI
+	}
+	return c.discoveredOrDefault()
+}
+
+func (c *jwksCache) discoveredOrDefault() string {
+	if c.discovered != "" {
+		return c.discovered
+	}
+	return c.url
 }

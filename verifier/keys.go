@@ -73,6 +73,9 @@ func (k *jwksKey) fits(alg string) bool {
 			(alg == "ES512" && k.crv == "P-521")
 	case "OKP":
 		return alg == "EdDSA" && k.crv == "Ed25519"
+	case "oct": // only ever a trust's configured secret: usableKey refuses oct keys of a JWKS
+		_, ok := hmacAlgorithms[alg]
+		return ok
 	}
 	return false
 }

@@ -56,7 +56,7 @@ func TestMintedEdDSA(t *testing.T) {
 		t.Fatalf("Verify: %v", err)
 	}
 	want := Identity{
-		TenantID: tenant, ProjectID: project, UserID: "org_9:user_2abc", Tier: "2", SessionID: "sess_abc",
+		TenantID: tenant, ProjectID: project, UserID: "org_9:user_2abc", OrgID: "org_9", Tier: "2", SessionID: "sess_abc",
 		Issuer: testIssuer, TokenID: "jti_9", Minted: true,
 		IssuedAt: clock.Now(), ExpiresAt: clock.Now().Add(15 * time.Minute),
 	}

@@ -85,24 +85,43 @@ type Project struct {
 	DefaultTier string
 	// Trust lists the identity providers whose tokens this project accepts.
 	Trust []Trust
+	// Attest, when set, is the project's device attestation (see VerifyAttestation).
+	Attest *Attest
 }
 
 // Trust is one trusted issuer of a project.
 type Trust struct {
 	// Issuer is the token's iss, compared exactly.
 	Issuer string
-	// JWKSURL defaults to Issuer + "/.well-known/jwks.json".
+	// JWKSURL is where the issuer's keys are. Default: the jwks_uri of the issuer's OpenID
+	// discovery document (<issuer>/.well-known/openid-configuration, used only when its issuer
+	// is Issuer exactly), else <issuer>/.well-known/jwks.json.
 	JWKSURL string
-	// Algorithms is the allowlist (default RS256, ES256, EdDSA).
+	// Secret, when set, is the issuer's shared HMAC key (e.g. Supabase's legacy JWT secret): only
+	// HS256, HS384 and HS512 are accepted, and no JWKS is fetched. Without it, HMAC is never
+	// accepted, and a key from a JWKS is never used as a secret.
+	Secret []byte
+	// Algorithms is the allowlist (default RS256, ES256, EdDSA; with Secret, HS256 HS384 HS512).
 	Algorithms []string
-	// Audience, when set, must be in the token's aud.
+	// Audience, when set, must be the token's aud or one of its values.
 	Audience string
 	// AuthorizedParties, when set, must contain the token's azp if it has one.
 	AuthorizedParties []string
-	// Claims maps an identity field (uid, tier, tid, pid, sid) to a claim path with dots
-	// ("public_metadata.plan"). Defaults: uid <- uid, else sub; tier <- tier; tid <- tid;
-	// pid <- pid; sid <- sid.
+	// Claims maps an identity field (uid, tier, tid, pid, sid, org) to a claim path: a JSON
+	// Pointer (RFC 6901) when it starts with '/' ("/https:~1~1app.example~1plan"), else names
+	// joined by dots ("public_metadata.plan"); both step into arrays by index. Defaults: uid <-
+	// uid, else sub; tier <- tier; tid <- tid; pid <- pid; sid <- sid; org <- the uid before
+	// its first ':'.
 	Claims map[string]string
+	// TierMap maps the tier claim's value, or an element of a list claim, to a tier; the first
+	// entry whose value the claim holds wins. A claim no entry matches is read as a tier name.
+	TierMap []TierMapping
+}
+
+// TierMapping maps one claim value to a tier.
+type TierMapping struct {
+	Value string
+	Tier  string
 }
 
 // Identity is a verified token resolved to a project. Identities may be shared between requests
@@ -111,6 +130,9 @@ type Identity struct {
 	TenantID  string
 	ProjectID string
 	UserID    string
+	// OrgID is the user's org, for usage: the trust's org claim, else the uid before its
+	// first ':' ("" when it has none).
+	OrgID     string
 	Tier      string
 	SessionID string
 	Issuer    string

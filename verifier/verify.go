@@ -14,6 +14,10 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 )
 
+// maxSecretCache bounds how long a token verified with a shared secret is cached (a config
+// reload makes a new Verifier anyway); exp bounds it first.
+const maxSecretCache = time.Hour
+
 // maxTokenBytes bounds what is decoded before a signature is checked. Real tokens are a few
 // KiB; anything this long is refused before it costs JSON decoding.
 const maxTokenBytes = 32 << 10
@@ -60,9 +64,6 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Id
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if hdr.Kid == "" {
-		return nil, time.Time{}, fmt.Errorf("%w: kid (token header)", ErrMissingClaim)
-	}
 	iss, _ := claims["iss"].(string)
 	if iss == "" {
 		return nil, time.Time{}, fmt.Errorf("%w: iss", ErrMissingClaim)
@@ -103,6 +104,9 @@ func parseUnverified(token string) (header, map[string]any, error) {
 }
 
 func (v *Verifier) verifyMinted(token string, hdr header, claims map[string]any, now time.Time) (*Identity, time.Time, error) {
+	if hdr.Kid == "" {
+		return nil, time.Time{}, fmt.Errorf("%w: kid (token header)", ErrMissingClaim)
+	}
 	if hdr.Alg != "EdDSA" && hdr.Alg != "ES256" {
 		return nil, time.Time{}, fmt.Errorf("%w: %s (minted tokens use EdDSA or ES256)", ErrAlgorithm, quoted(hdr.Alg))
 	}
@@ -158,9 +162,16 @@ func (v *Verifier) verifyTrusted(ctx context.Context, token string, hdr header, 
 	if _, ok := tr.algs[hdr.Alg]; !ok {
 		return nil, time.Time{}, fmt.Errorf("%w: %s is not in the issuer's allowlist", ErrAlgorithm, quoted(hdr.Alg))
 	}
-	key, keysUntil, err := tr.jwks.key(ctx, hdr.Kid)
-	if err != nil {
-		return nil, time.Time{}, err
+	// An HMAC issuer has one key, its secret; a JWKS issuer names its key, and nothing else.
+	key, keysUntil := tr.secret, now.Add(maxSecretCache)
+	if key == nil {
+		if hdr.Kid == "" {
+			return nil, time.Time{}, fmt.Errorf("%w: kid (token header)", ErrMissingClaim)
+		}
+		var err error
+		if key, keysUntil, err = tr.jwks.key(ctx, hdr.Kid); err != nil {
+			return nil, time.Time{}, err
+		}
 	}
 	if err := checkSignature(token, key, hdr.Alg); err != nil {
 		return nil, time.Time{}, err
@@ -219,7 +230,7 @@ func checkSignature(token string, key *jwksKey, alg string) error {
 	if !key.fits(alg) {
 		return fmt.Errorf("%w: %s does not suit the key", ErrAlgorithm, quoted(alg))
 	}
-	if _, err := jws.VerifyCompactFast(key.raw, []byte(token), knownAlgorithms[alg]); err != nil {
+	if _, err := jws.VerifyCompactFast(key.raw, []byte(token), signatureAlgorithm(alg)); err != nil {
 		return ErrSignature
 	}
 	return nil

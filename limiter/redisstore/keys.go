@@ -27,7 +27,7 @@ func KeyLayout(opts Options) []KeyDoc {
 		{p + "inflight:<user>", "zset", "reservation id -> concurrency lease end (unix ms)", (opts.ConcurrencyLease + settleGrace).String()},
 		{p + "project", "hash", "the project's budget month and cost (m, mc)", counterTTL.String()},
 		{p + "rev:<kind>:<id>", "string", "unix nanoseconds of the latest revocation of a user or session", opts.RevocationTTL.String()},
-		{p + "usage:<day>", "hash", `"user\0session\0tier\0model\0" + r|i|k|o|c -> requests, input, cached input and output tokens, cost`, opts.UsageRetention.String()},
+		{p + "usage:<day>", "hash", `"user\0org\0session\0tier\0model\0" + r|i|k|o|c -> requests, input, cached input and output tokens, cost`, opts.UsageRetention.String()},
 		{p + "usage-days", "zset", "days (since 1970-01-01 UTC) that have usage", opts.UsageRetention.String()},
 		{p + "claim:<key>", "string", "a once-only event: an alert announced, an attestation token used", "until the claim's end"},
 	}
@@ -134,8 +134,9 @@ func (s *Store) usageDaysKey(project string) string {
 	return s.projectKey(project, "usage-days", "")
 }
 
-// usageField is the prefix of the four usage fields of one user, session, tier and model; the
-// NUL separator cannot occur in those names as they come from JSON strings and config.
+// usageField is the prefix of the usage fields of one user, org, session, tier and model; the
+// NUL separator cannot occur in ids (they are printable) nor in tiers and models from config and
+// JSON. Fields written before orgs were kept lack the org ("user\0session\0tier\0model\0").
 func usageField(req *limiter.Request) string {
-	return req.User + "\x00" + req.Session + "\x00" + req.Tier + "\x00" + req.Model + "\x00"
+	return req.User + "\x00" + req.Org + "\x00" + req.Session + "\x00" + req.Tier + "\x00" + req.Model + "\x00"
 }

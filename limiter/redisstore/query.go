@@ -63,24 +63,28 @@ func (s *Store) Usage(ctx context.Context, q limiter.UsageQuery) ([]limiter.Usag
 	return g.Rows(), nil
 }
 
-// addUsage adds one usage field ("user\0session\0tier\0model\0" + r|i|k|o|c) of day to its
-// group, if the query selects it.
+// addUsage adds one usage field ("user\0org\0session\0tier\0model\0" + r|i|k|o|c, or
+// without the org as written before orgs were kept) of day to its group, if the query selects
+// it.
 func addUsage(g *limiter.UsageGrouper, user string, day int64, field, val string) {
 	if len(field) < 2 || field[len(field)-2] != 0 {
 		return
 	}
 	metric := field[len(field)-1]
-	// Split from the right, so a NUL inside a user id only misfiles that user.
 	rest := field[:len(field)-2]
-	var tuple [4]string // user, session, tier, model
-	for i := 3; i > 0; i-- {
-		j := strings.LastIndexByte(rest, 0)
-		if j < 0 {
-			return
+	var tuple [5]string // user, org, session, tier, model
+	parts := strings.Split(rest, "\x00")
+	switch len(parts) {
+	case 5:
+		copy(tuple[:], parts)
+	case 4: // before orgs: the org is the user's part before its first ':'
+		tuple[0], tuple[2], tuple[3], tuple[4] = parts[0], parts[1], parts[2], parts[3]
+		if org, _, ok := strings.Cut(parts[0], ":"); ok {
+			tuple[1] = org
 		}
-		tuple[i], rest = rest[j+1:], rest[:j]
+	default:
+		return
 	}
-	tuple[0] = rest
 	if user != "" && tuple[0] != user {
 		return
 	}
@@ -88,7 +92,7 @@ func addUsage(g *limiter.UsageGrouper, user string, day int64, field, val string
 	if err != nil {
 		return
 	}
-	rec := limiter.UsageRecord{Day: time.Unix(day*86400, 0).UTC(), User: tuple[0], Session: tuple[1], Tier: tuple[2], Model: tuple[3]}
+	rec := limiter.UsageRecord{Day: time.Unix(day*86400, 0).UTC(), User: tuple[0], Org: tuple[1], Session: tuple[2], Tier: tuple[3], Model: tuple[4]}
 	switch metric {
 	case 'r':
 		rec.Requests = n

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/behest/caddy-behest/limiter"
 	"github.com/behest/caddy-behest/limiter/storetest"
 )
@@ -177,5 +179,36 @@ func TestPausedRedisHoldsNothing(t *testing.T) {
 				t.Fatalf("user %s after the pause: %+v, %v", req.User, dec, err)
 			}
 		}
+	}
+}
+
+// TestUsageFieldsWithoutOrg: usage fields written before orgs were kept read back with the org
+// their user id names.
+func TestUsageFieldsWithoutOrg(t *testing.T) {
+	srv := startRedis(t)
+	s := newStore(t, srv, Options{}, true)
+	ctx := context.Background()
+	day := dayOf(storetest.Base)
+	key := s.projectKey("p_old", "usage:", fmt.Sprint(day))
+	c := srv.Client()
+	if err := c.HSet(ctx, key, "org_9:u1\x00sess\x00free\x00gpt-4o\x00r", 2, "org_9:u1\x00sess\x00free\x00gpt-4o\x00i", 20).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZAdd(ctx, s.usageDaysKey("p_old"), redis.Z{Score: float64(day), Member: fmt.Sprint(day)}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	req := testRequest("p_old", "org_9:u1")
+	req.Org, req.Session, req.Tier, req.Model = "acme", "sess", "free", "gpt-4o"
+	res, _, err := s.Reserve(ctx, storetest.Base, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Settle(ctx, storetest.Base, res, limiter.Usage{InputTokens: 5}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Usage(ctx, limiter.UsageQuery{Project: "p_old", GroupBy: []string{"org"}})
+	if err != nil || len(rows) != 2 || rows[0].Group[0] != "acme" || rows[0].InputTokens != 5 ||
+		rows[1].Group[0] != "org_9" || rows[1].Requests != 2 || rows[1].InputTokens != 20 {
+		t.Fatalf("Usage = %+v, %v", rows, err)
 	}
 }

@@ -15,17 +15,19 @@ import (
 func testUsageTwoDimensions(t *testing.T, open func(t *testing.T) limiter.Store) {
 	e := newEnv(t, open)
 	for _, u := range []struct {
-		at          time.Time
-		user, model string
-		in, cached  int64
+		at               time.Time
+		user, org, model string
+		in, cached       int64
 	}{
-		{jan30, "org_9:a", "gpt-4o", 100, 40},
-		{jan30, "org_9:a", "gpt-4o", 50, 0},
-		{jan30, "org_7:b", "claude", 10, 10},
-		{Base, "org_9:a", "claude", 30, 20},
-		{feb1, "org_7:b", "gpt-4o", 5, 1},
+		{jan30, "org_9:a", "org_9", "gpt-4o", 100, 40},
+		{jan30, "org_9:a", "org_9", "gpt-4o", 50, 0},
+		{jan30, "org_7:b", "org_7", "claude", 10, 10},
+		{Base, "org_9:a", "org_9", "claude", 30, 20},
+		{feb1, "org_7:b", "org_7", "gpt-4o", 5, 1},
+		// An org of its own, not the user's prefix (a claim): the org it names is the org.
+		{feb1, "org_7:b", "acme", "gpt-4o", 1, 0},
 	} {
-		r := limiter.Request{Project: e.project, User: u.user, Session: "s", Tier: "t", Model: u.model, Tokens: 1000, Cost: 1000}
+		r := limiter.Request{Project: e.project, User: u.user, Org: u.org, Session: "s", Tier: "t", Model: u.model, Tokens: 1000, Cost: 1000}
 		res := e.admit(u.at, r)
 		e.settle(u.at, res, limiter.Usage{InputTokens: u.in, CachedInputTokens: u.cached, OutputTokens: 1, Cost: limiter.Nanos(u.in)})
 	}
@@ -34,13 +36,14 @@ func testUsageTwoDimensions(t *testing.T, open func(t *testing.T) limiter.Store)
 		{Group: []string{"2026-01-30", "claude"}, Requests: 1, InputTokens: 10, CachedInputTokens: 10, OutputTokens: 1, Cost: 10},
 		{Group: []string{"2026-01-30", "gpt-4o"}, Requests: 2, InputTokens: 150, CachedInputTokens: 40, OutputTokens: 2, Cost: 150},
 		{Group: []string{"2026-01-31", "claude"}, Requests: 1, InputTokens: 30, CachedInputTokens: 20, OutputTokens: 1, Cost: 30},
-		{Group: []string{"2026-02-01", "gpt-4o"}, Requests: 1, InputTokens: 5, CachedInputTokens: 1, OutputTokens: 1, Cost: 5},
+		{Group: []string{"2026-02-01", "gpt-4o"}, Requests: 2, InputTokens: 6, CachedInputTokens: 1, OutputTokens: 2, Cost: 6},
 	}
 	if got := e.usage(q); !rowsEqual(got, want) {
 		t.Errorf("day,model\n got %+v\nwant %+v", got, want)
 	}
 	q.GroupBy = []string{"org", "user"}
 	want = []limiter.UsageRow{
+		{Group: []string{"acme", "org_7:b"}, Requests: 1, InputTokens: 1, OutputTokens: 1, Cost: 1},
 		{Group: []string{"org_7", "org_7:b"}, Requests: 2, InputTokens: 15, CachedInputTokens: 11, OutputTokens: 2, Cost: 15},
 		{Group: []string{"org_9", "org_9:a"}, Requests: 3, InputTokens: 180, CachedInputTokens: 60, OutputTokens: 3, Cost: 180},
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,7 +47,11 @@ func testUsage(t *testing.T, open func(t *testing.T) limiter.Store) {
 	e := newEnv(t, open)
 	otherProject := newID("proj")
 	record := func(project string, u usageRecord) {
-		r := limiter.Request{Project: project, User: u.user, Session: u.session, Tier: u.tier, Model: u.model,
+		org, _, _ := strings.Cut(u.user, ":")
+		if !strings.Contains(u.user, ":") {
+			org = ""
+		}
+		r := limiter.Request{Project: project, User: u.user, Org: org, Session: u.session, Tier: u.tier, Model: u.model,
 			Tokens: 1000, Cost: 1000}
 		res := e.admit(u.at, r)
 		e.settle(u.at.Add(time.Second), res, limiter.Usage{InputTokens: u.in, OutputTokens: u.out, Cost: u.cost})
@@ -70,7 +75,7 @@ func testUsage(t *testing.T, open func(t *testing.T) limiter.Store) {
 		{"user", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"user"}; return q },
 			[]limiter.UsageRow{row("org_9:user_2", 2, 30, 15), row("org_9:user_3", 2, 90, 45), row("solo", 2, 90, 45)}},
 		{"org", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"org"}; return q },
-			[]limiter.UsageRow{row("org_9", 4, 120, 60), row("solo", 2, 90, 45)}},
+			[]limiter.UsageRow{row("", 2, 90, 45), row("org_9", 4, 120, 60)}},
 		{"session", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"session"}; return q },
 			[]limiter.UsageRow{row("s-a", 2, 30, 15), row("s-b", 2, 90, 45), row("s-c", 2, 90, 45)}},
 		{"tier", func(q limiter.UsageQuery) limiter.UsageQuery { q.GroupBy = []string{"tier"}; return q },
