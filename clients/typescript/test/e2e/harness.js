@@ -144,14 +144,21 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * `prices` are extra `price` lines ("<model> <in> <out> [<cached> [<cache write>]]"), listed
  * before the `price *` default. `costPerMonth` (USD), when set, is the project's hard monthly
  * budget (`cost_per_month`).
+ *
+ * A trust is `{issuer, jwksURL, algorithms, authorizedParties, lines}`: without `jwksURL` the block
+ * has no `jwks_url` (the gateway discovers it); `algorithms` defaults to ["RS256"], an empty list
+ * writes no `algorithms` line; `lines` are raw lines added to the block ("secret …", "claim …").
+ * `defaultTier` is the project's `default_tier` (default 1); `projectLines` are raw lines added to
+ * the project block (an `attest` block, say).
  */
-export function caddyfile({ port, providerPort, anthropicPort, geminiPort, apiKey, storageDir, corsOrigins, trust, tiers, prices = [], costPerMonth }) {
+export function caddyfile({ port, providerPort, anthropicPort, geminiPort, apiKey, storageDir, corsOrigins, trust, tiers, prices = [], costPerMonth, defaultTier = 1, projectLines = [] }) {
   const trustBlocks = (trust ?? [])
-    .map((t) => `
+    .map((t) => {
+      const algorithms = t.algorithms ?? ["RS256"];
+      return `
 			trust ${t.issuer} {
-				jwks_url ${t.jwksURL}
-				algorithms RS256
-${t.authorizedParties ? `				authorized_parties ${t.authorizedParties.join(" ")}\n` : ""}			}`)
+${t.jwksURL ? `				jwks_url ${t.jwksURL}\n` : ""}${algorithms.length ? `				algorithms ${algorithms.join(" ")}\n` : ""}${t.authorizedParties ? `				authorized_parties ${t.authorizedParties.join(" ")}\n` : ""}${(t.lines ?? []).map((l) => `				${l}\n`).join("")}			}`;
+    })
     .join("");
   // A tier is its requests per minute, or the lines of its block.
   const tierBlocks = Object.entries(tiers)
@@ -177,7 +184,7 @@ http://127.0.0.1:${port} {
 		project ${PROJECT} {
 			tenant ${TENANT}
 			api_key ${apiKey}
-${corsOrigins.length ? `			cors_origins ${corsOrigins.join(" ")}\n` : ""}			default_tier 1${trustBlocks}${tierBlocks}${priceLines}
+${corsOrigins.length ? `			cors_origins ${corsOrigins.join(" ")}\n` : ""}			default_tier ${defaultTier}${trustBlocks}${tierBlocks}${priceLines}${[].concat(projectLines).map((l) => `\n\t\t\t${l}`).join("")}
 			price * 1.00 2.00${costPerMonth === undefined ? "" : `\n\t\t\tcost_per_month ${costPerMonth}`}
 		}
 	}
@@ -207,13 +214,14 @@ ${indent}}
  * startGateway writes a Caddyfile for `opts` (see caddyfile) into a fresh temp dir, runs
  * `caddy run` on a free port and waits until it answers. stop() ends it and removes the dir.
  */
-export async function startGateway({ providerPort, anthropicPort, geminiPort, corsOrigins = [], trust = [], tiers = { 1: 1000, 2: 2 }, prices = [], costPerMonth }) {
+export async function startGateway({ providerPort, anthropicPort, geminiPort, corsOrigins = [], trust = [], tiers = { 1: 1000, 2: 2 }, prices = [], costPerMonth, defaultTier, projectLines }) {
   const bin = await caddyBinary();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "behest-e2e-"));
   const port = await freePort();
   const apiKey = `bk_test_${randomBytes(18).toString("hex")}`;
   const config = caddyfile({
     port, providerPort, anthropicPort, geminiPort, apiKey, storageDir: path.join(dir, "storage"), corsOrigins, trust, tiers, prices, costPerMonth,
+    defaultTier, projectLines,
   });
   const configPath = path.join(dir, "Caddyfile");
   await fs.writeFile(configPath, config);
