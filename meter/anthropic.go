@@ -2,7 +2,6 @@ package meter
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,7 +76,7 @@ func (anthropic) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	f, err := anthropicFields.pick(obj)
+	f, err := anthropicFields.pick(&obj)
 	if err != nil {
 		return info, err
 	}
@@ -131,7 +130,7 @@ func (anthropic) NewParser(_ Route, contentType string) Parser {
 
 type anthropicParser struct {
 	parserCore
-	rec   anthropicUsage
+	rec   anthropicCounts
 	model string
 	start bool // message_start was seen: the input is known
 	delta bool // a message_delta with usage was seen: the output is known
@@ -156,47 +155,57 @@ func (p *anthropicParser) Usage() (Usage, bool) {
 		return u, ok
 	}
 	usage, model := p.js.result()
-	if usage == nil {
+	var obj object
+	if usage == nil || !jsonObject(usage, &obj) {
 		return Usage{}, false
 	}
-	var rec anthropicUsage
-	if json.Unmarshal(usage, &rec) != nil {
-		return Usage{}, false
-	}
+	var rec anthropicCounts
+	rec.merge(usage, &obj)
 	u, ok := rec.usage()
 	if ok && model != nil {
-		_ = json.Unmarshal(model, &u.Model)
+		u.Model = stringValue(model)
 	}
 	return u, ok
 }
 
-type anthropicUsage struct {
-	InputTokens              json.Number `json:"input_tokens"`
-	CacheCreationInputTokens json.Number `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     json.Number `json:"cache_read_input_tokens"`
-	OutputTokens             json.Number `json:"output_tokens"`
+// anthropicCounts are a usage object's counts.
+type anthropicCounts struct {
+	input, cacheWrite, cacheRead, output count
 }
 
-// merge takes the counts later has over those of r: a message_delta restates what it knows.
-func (r *anthropicUsage) merge(later *anthropicUsage) {
-	for _, f := range [...]struct{ dst, src *json.Number }{
-		{&r.InputTokens, &later.InputTokens}, {&r.CacheCreationInputTokens, &later.CacheCreationInputTokens},
-		{&r.CacheReadInputTokens, &later.CacheReadInputTokens}, {&r.OutputTokens, &later.OutputTokens},
-	} {
-		if *f.src != "" {
-			*f.dst = *f.src
+// merge takes the counts a usage object (in doc) states over those held: a message_delta
+// restates what it knows.
+func (r *anthropicCounts) merge(doc []byte, obj *object) {
+	list := obj.list()
+	for i := range list {
+		m := &list[i]
+		var dst *count
+		switch string(m.key) {
+		case "input_tokens":
+			dst = &r.input
+		case "cache_creation_input_tokens":
+			dst = &r.cacheWrite
+		case "cache_read_input_tokens":
+			dst = &r.cacheRead
+		case "output_tokens":
+			dst = &r.output
+		default:
+			continue
+		}
+		if c := readCount(m.value(doc)); c.set {
+			*dst = c
 		}
 	}
 }
 
-func (r *anthropicUsage) usage() (Usage, bool) {
-	if r.InputTokens == "" && r.OutputTokens == "" {
+func (r *anthropicCounts) usage() (Usage, bool) {
+	if !r.input.set && !r.output.set {
 		return Usage{}, false
 	}
-	in, ok1 := optionalCount(r.InputTokens)
-	write, ok2 := optionalCount(r.CacheCreationInputTokens)
-	read, ok3 := optionalCount(r.CacheReadInputTokens)
-	out, ok4 := optionalCount(r.OutputTokens)
+	in, ok1 := r.input.orZero()
+	write, ok2 := r.cacheWrite.orZero()
+	read, ok3 := r.cacheRead.orZero()
+	out, ok4 := r.output.orZero()
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return Usage{}, false
 	}
@@ -208,40 +217,41 @@ func (r *anthropicUsage) usage() (Usage, bool) {
 	}, true
 }
 
-// anthropicEvent is the part of a stream event that carries usage: message_start's message,
-// message_delta's own.
-type anthropicEvent struct {
-	Type    string          `json:"type"`
-	Usage   *anthropicUsage `json:"usage"`
-	Message *struct {
-		Model string          `json:"model"`
-		Usage *anthropicUsage `json:"usage"`
-	} `json:"message"`
-}
-
 var (
 	messageStartType = []byte(`"message_start"`)
 	messageDeltaType = []byte(`"message_delta"`)
 )
 
-// event decodes only message_start and message_delta: content deltas, the bulk of a stream,
-// carry no usage.
+// event reads only message_start (the message's model and usage) and message_delta (its own
+// usage): content deltas, the bulk of a stream, carry no usage.
 func (p *anthropicParser) event(data []byte) {
 	if !bytes.Contains(data, messageStartType) && !bytes.Contains(data, messageDeltaType) {
 		return
 	}
-	var ev anthropicEvent
-	if json.Unmarshal(data, &ev) != nil {
+	var ev object
+	if !jsonObject(data, &ev) {
 		return
 	}
-	switch ev.Type {
+	typ := ev.last("type")
+	if typ == nil {
+		return
+	}
+	var usage object
+	switch stringValue(typ.value(data)) {
 	case "message_start":
-		if ev.Message != nil && ev.Message.Usage != nil {
-			p.rec, p.model, p.start = *ev.Message.Usage, ev.Message.Model, true
+		var msg object
+		if !objectValue(data, ev.last("message"), &msg) || !objectValue(data, msg.last("usage"), &usage) {
+			return
+		}
+		p.rec = anthropicCounts{}
+		p.rec.merge(data, &usage)
+		p.start = true
+		if m := msg.last("model"); m != nil {
+			p.model = stringValue(m.value(data))
 		}
 	case "message_delta":
-		if ev.Usage != nil {
-			p.rec.merge(ev.Usage)
+		if objectValue(data, ev.last("usage"), &usage) {
+			p.rec.merge(data, &usage)
 			p.delta = true
 		}
 	}

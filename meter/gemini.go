@@ -2,7 +2,6 @@ package meter
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -115,7 +114,7 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	f, err := geminiFields.pick(obj)
+	f, err := geminiFields.pick(&obj)
 	if err != nil {
 		return info, err
 	}
@@ -128,9 +127,10 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	}
 	raw := f[0].value(body)
 	if raw[0] != '{' {
-		return info, typeError(f[0].name, "an object", raw)
+		return info, typeError(f[0].name(), "an object", raw)
 	}
-	cfg, err := geminiConfigFields.pick(objectAt(body, f[0].start))
+	cfgObj := objectAt(body, f[0].start)
+	cfg, err := geminiConfigFields.pick(&cfgObj)
 	if err != nil {
 		return info, err
 	}
@@ -145,7 +145,7 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 		return info, err
 	}
 	if ok {
-		info.MaxOutput, info.HasMaxOutput, info.MaxOutputField = n, true, "generationConfig."+cfg[0].name
+		info.MaxOutput, info.HasMaxOutput, info.MaxOutputField = n, true, "generationConfig."+cfg[0].name()
 	}
 	if c, ok, err := positiveInt(nameOf(cfg[1], "candidateCount"), value(cfg[1])); err != nil {
 		return info, err
@@ -154,9 +154,10 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	}
 	if tc := value(cfg[2]); tc != nil && !isNull(tc) {
 		if tc[0] != '{' {
-			return info, typeError(cfg[2].name, "an object", tc)
+			return info, typeError(cfg[2].name(), "an object", tc)
 		}
-		th, err := geminiThinkingFields.pick(objectAt(body, cfg[2].start))
+		thObj := objectAt(body, cfg[2].start)
+		th, err := geminiThinkingFields.pick(&thObj)
 		if err != nil {
 			return info, err
 		}
@@ -164,7 +165,7 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 		if raw := value(th[0]); raw != nil && !isNull(raw) {
 			b, err := strconv.ParseInt(string(raw), 10, 64)
 			if err != nil || b < -1 {
-				return info, typeError(th[0].name, "a whole number of tokens (or -1)", raw)
+				return info, typeError(th[0].name(), "a whole number of tokens (or -1)", raw)
 			}
 			if b > 0 && info.HasMaxOutput {
 				info.MaxOutput = addCounts(info.MaxOutput, b)
@@ -178,7 +179,7 @@ func nameOf(m *member, fallback string) string {
 	if m == nil {
 		return fallback
 	}
-	return m.name
+	return m.name()
 }
 
 // Rewrite sets generationConfig.maxOutputTokens: in the client's generationConfig (either
@@ -191,7 +192,7 @@ func (gemini) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, _ bool)
 	if err != nil {
 		return nil, err
 	}
-	f, err := geminiFields.pick(obj)
+	f, err := geminiFields.pick(&obj)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +205,7 @@ func (gemini) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, _ bool)
 		e.replace(m, append(append([]byte(`{"maxOutputTokens":`), value...), '}'))
 	case body[m.start] == '{':
 		cfg := objectAt(body, m.start)
-		c, err := geminiConfigFields.pick(cfg)
+		c, err := geminiConfigFields.pick(&cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -214,7 +215,7 @@ func (gemini) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, _ bool)
 			e.edits = append(e.edits, insertFirst(cfg, `"maxOutputTokens":`+string(value)))
 		}
 	default:
-		return nil, typeError(m.name, "an object", m.value(body))
+		return nil, typeError(m.name(), "an object", m.value(body))
 	}
 	return e.apply(body, &obj), nil
 }
@@ -232,7 +233,8 @@ func (gemini) NewParser(_ Route, contentType string) Parser {
 
 type geminiParser struct {
 	parserCore
-	last     geminiUsage
+	last     Usage
+	lastOK   bool
 	model    string
 	finished bool
 }
@@ -248,85 +250,85 @@ func (p *geminiParser) Write(b []byte) (int, error) {
 
 func (p *geminiParser) Usage() (Usage, bool) {
 	if p.sse {
-		if !p.finished {
+		if !p.finished || !p.lastOK {
 			return Usage{}, false
 		}
-		u, ok := p.last.usage()
+		u := p.last
 		u.Model = p.model
-		return u, ok
+		return u, true
 	}
 	usage, model := p.js.result()
-	if usage == nil {
+	var obj object
+	if usage == nil || !jsonObject(usage, &obj) {
 		return Usage{}, false
 	}
-	var rec geminiUsage
-	if json.Unmarshal(usage, &rec) != nil {
-		return Usage{}, false
-	}
-	u, ok := rec.usage()
+	u, ok := geminiUsage(usage, &obj)
 	if ok && model != nil {
-		_ = json.Unmarshal(model, &u.Model)
+		u.Model = stringValue(model)
 	}
 	return u, ok
 }
 
-type geminiUsage struct {
-	PromptTokenCount        json.Number `json:"promptTokenCount"`
-	ToolUsePromptTokenCount json.Number `json:"toolUsePromptTokenCount"`
-	CachedContentTokenCount json.Number `json:"cachedContentTokenCount"`
-	CandidatesTokenCount    json.Number `json:"candidatesTokenCount"`
-	ThoughtsTokenCount      json.Number `json:"thoughtsTokenCount"`
-}
-
-func (r *geminiUsage) usage() (Usage, bool) {
-	if r.PromptTokenCount == "" {
-		return Usage{}, false
-	}
-	var c [5]int64
-	for i, n := range [...]json.Number{r.PromptTokenCount, r.ToolUsePromptTokenCount, r.CachedContentTokenCount,
-		r.CandidatesTokenCount, r.ThoughtsTokenCount} {
-		var ok bool
-		if c[i], ok = optionalCount(n); !ok {
-			return Usage{}, false
+// geminiUsage reads a usageMetadata object.
+func geminiUsage(doc []byte, obj *object) (Usage, bool) {
+	var prompt, toolUse, cached, candidates, thoughts count
+	list := obj.list()
+	for i := range list {
+		m := &list[i]
+		switch string(m.key) {
+		case "promptTokenCount":
+			prompt = readCount(m.value(doc))
+		case "toolUsePromptTokenCount":
+			toolUse = readCount(m.value(doc))
+		case "cachedContentTokenCount":
+			cached = readCount(m.value(doc))
+		case "candidatesTokenCount":
+			candidates = readCount(m.value(doc))
+		case "thoughtsTokenCount":
+			thoughts = readCount(m.value(doc))
 		}
 	}
-	in := addCounts(c[0], c[1])
-	return Usage{InputTokens: in, CachedInputTokens: min(c[2], in), OutputTokens: addCounts(c[3], c[4])}, true
-}
-
-// geminiChunk is what a streamed chunk says of its usage and whether it is the last.
-type geminiChunk struct {
-	UsageMetadata *geminiUsage `json:"usageMetadata"`
-	ModelVersion  string       `json:"modelVersion"`
-	Candidates    []struct {
-		FinishReason string `json:"finishReason"`
-	} `json:"candidates"`
-	PromptFeedback *struct {
-		BlockReason string `json:"blockReason"`
-	} `json:"promptFeedback"`
+	if !prompt.set || prompt.bad || toolUse.bad || cached.bad || candidates.bad || thoughts.bad {
+		return Usage{}, false
+	}
+	in := addCounts(prompt.v, toolUse.v)
+	return Usage{InputTokens: in, CachedInputTokens: min(cached.v, in), OutputTokens: addCounts(candidates.v, thoughts.v)}, true
 }
 
 var usageMetadataKey = []byte(`"usageMetadata"`)
 
+// event reads a streamed chunk's usageMetadata (running totals), its modelVersion, and whether
+// it finishes a candidate or reports a blocked prompt.
 func (p *geminiParser) event(data []byte) {
 	if !hasObjectAt(data, usageMetadataKey) {
 		return
 	}
-	var ch geminiChunk
-	if json.Unmarshal(data, &ch) != nil || ch.UsageMetadata == nil {
+	var ch, usage object
+	if !jsonObject(data, &ch) || !objectValue(data, ch.last("usageMetadata"), &usage) {
 		return
 	}
-	p.last = *ch.UsageMetadata
-	if ch.ModelVersion != "" {
-		p.model = ch.ModelVersion
-	}
-	for _, c := range ch.Candidates {
-		if c.FinishReason != "" {
-			p.finished = true
+	p.last, p.lastOK = geminiUsage(data, &usage)
+	if m := ch.last("modelVersion"); m != nil {
+		if v := stringValue(m.value(data)); v != "" {
+			p.model = v
 		}
 	}
-	if ch.PromptFeedback != nil && ch.PromptFeedback.BlockReason != "" {
-		p.finished = true
+	if c := ch.last("candidates"); c != nil && data[c.start] == '[' {
+		arrayElements(data, c.start, func(start, _ int) {
+			var cand object
+			if data[start] == '{' {
+				cand = objectAt(data, start)
+				if f := cand.last("finishReason"); f != nil && stringValue(f.value(data)) != "" {
+					p.finished = true
+				}
+			}
+		})
+	}
+	var fb object
+	if objectValue(data, ch.last("promptFeedback"), &fb) {
+		if b := fb.last("blockReason"); b != nil && stringValue(b.value(data)) != "" {
+			p.finished = true
+		}
 	}
 }
 

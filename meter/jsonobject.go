@@ -9,14 +9,44 @@ import (
 // a value in without re-encoding (and so reordering, or turning numbers into floats) the rest.
 type object struct {
 	open, close int // offsets of '{' and '}'
-	members     []member
+	// The members: the first in small (so an object of a few takes no allocation), the rest
+	// in more. list returns them in order.
+	n     int
+	small [8]member
+	more  []member
+}
+
+// list returns the object's members, in order.
+func (o *object) list() []member {
+	if o.more != nil {
+		return o.more
+	}
+	return o.small[:o.n]
+}
+
+func (o *object) add(m member) {
+	if o.more == nil && o.n < len(o.small) {
+		o.small[o.n] = m
+		o.n++
+		return
+	}
+	if o.more == nil {
+		o.more = append(make([]member, 0, 2*len(o.small)), o.small[:o.n]...)
+	}
+	o.more = append(o.more, m)
+	o.n++
 }
 
 // member is one name/value pair of an object: the value is doc[start:end].
 type member struct {
-	name       string // unescaped, as the provider's parser will read it
+	// key is the name, unescaped as the provider's parser will read it: a slice of the
+	// document itself unless it had escapes, so finding members allocates nothing.
+	key        []byte
 	start, end int
 }
+
+// name is the member's name as a string (for messages).
+func (m *member) name() string { return string(m.key) }
 
 func (m *member) value(doc []byte) []byte { return doc[m.start:m.end] }
 
@@ -39,11 +69,11 @@ func objectAt(doc []byte, open int) object {
 	i := skipSpace(doc, open+1)
 	for doc[i] != '}' {
 		keyEnd := stringEnd(doc, i)
-		name := unquote(doc[i:keyEnd])
+		key := unquote(doc[i:keyEnd])
 		i = skipSpace(doc, keyEnd)   // at ':'
 		start := skipSpace(doc, i+1) // at the value
 		end := valueEnd(doc, start)
-		obj.members = append(obj.members, member{name: name, start: start, end: end})
+		obj.add(member{key: key, start: start, end: end})
 		i = skipSpace(doc, end)
 		if doc[i] == ',' {
 			i = skipSpace(doc, i+1)
@@ -55,9 +85,10 @@ func objectAt(doc []byte, open int) object {
 
 // last returns the last member called name: the one that wins in most JSON parsers.
 func (o *object) last(name string) *member {
-	for i := len(o.members) - 1; i >= 0; i-- {
-		if o.members[i].name == name {
-			return &o.members[i]
+	list := o.list()
+	for i := len(list) - 1; i >= 0; i-- {
+		if string(list[i].key) == name {
+			return &list[i]
 		}
 	}
 	return nil
@@ -123,13 +154,14 @@ func valueEnd(doc []byte, i int) int {
 	return i
 }
 
-// unquote decodes a JSON string literal; escapes are rare in keys, so the common case only copies.
-func unquote(lit []byte) string {
+// unquote decodes a JSON string literal; escapes are rare in keys, so the common case is the
+// literal's own bytes.
+func unquote(lit []byte) []byte {
 	inner := lit[1 : len(lit)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner)
+		return inner
 	}
 	var s string
 	_ = json.Unmarshal(lit, &s) // lit is valid: json.Valid passed
-	return s
+	return []byte(s)
 }

@@ -106,7 +106,7 @@ func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	f, err := openAIFields.pick(obj)
+	f, err := openAIFields.pick(&obj)
 	if err != nil {
 		return info, err
 	}
@@ -240,8 +240,8 @@ func (openAI) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, include
 func includeUsageEdits(body []byte, opts object) []splice {
 	var edits []splice
 	found := false
-	for _, m := range opts.members {
-		if m.name != "include_usage" {
+	for _, m := range opts.list() {
+		if string(m.key) != "include_usage" {
 			continue
 		}
 		found = true
@@ -284,95 +284,86 @@ func (p *openAIParser) Usage() (Usage, bool) {
 		return p.last, p.seen
 	}
 	usage, model := p.js.result()
-	if usage == nil {
+	var obj object
+	if usage == nil || !jsonObject(usage, &obj) {
 		return Usage{}, false
 	}
-	var rec openAIUsage
-	if json.Unmarshal(usage, &rec) != nil {
-		return Usage{}, false
-	}
-	u, ok := rec.usage()
+	u, ok := openAIUsage(usage, &obj)
 	if ok && model != nil {
-		_ = json.Unmarshal(model, &u.Model) // a non-string model is no reason to lose the usage
+		u.Model = stringValue(model) // a non-string model is no reason to lose the usage
 	}
 	return u, ok
 }
 
-// openAIUsage holds both naming schemes: prompt/completion (chat, completions, embeddings) and
-// input/output (responses).
-type openAIUsage struct {
-	PromptTokens     json.Number `json:"prompt_tokens"`
-	CompletionTokens json.Number `json:"completion_tokens"`
-	InputTokens      json.Number `json:"input_tokens"`
-	OutputTokens     json.Number `json:"output_tokens"`
-	PromptDetails    *struct {
-		CachedTokens json.Number `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	InputDetails *struct {
-		CachedTokens json.Number `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-}
-
-// usage converts a record; ok is false when it has no input count or a count is not a
-// non-negative whole number. A cached count over the input is capped at it.
-func (r *openAIUsage) usage() (Usage, bool) {
-	if r == nil {
-		return Usage{}, false
-	}
-	in, out, details := r.PromptTokens, r.CompletionTokens, r.PromptDetails
-	if in == "" {
-		in, out, details = r.InputTokens, r.OutputTokens, r.InputDetails
-	}
-	if in == "" {
-		return Usage{}, false
-	}
-	var u Usage
-	var ok bool
-	if u.InputTokens, ok = tokenCount(in); !ok {
-		return Usage{}, false
-	}
-	if out != "" { // embeddings report no output
-		if u.OutputTokens, ok = tokenCount(out); !ok {
-			return Usage{}, false
+// openAIUsage reads a usage object of either naming scheme: prompt/completion (chat,
+// completions, embeddings) or input/output (responses), with the cached part of the input from
+// its *_tokens_details. ok is false when it has no input count, or a count is not a
+// non-negative whole number; a cached count over the input is capped at it.
+func openAIUsage(doc []byte, obj *object) (Usage, bool) {
+	var prompt, completion, input, output count
+	var promptDetails, inputDetails *member
+	list := obj.list()
+	for i := range list {
+		m := &list[i]
+		switch string(m.key) {
+		case "prompt_tokens":
+			prompt = readCount(m.value(doc))
+		case "completion_tokens":
+			completion = readCount(m.value(doc))
+		case "input_tokens":
+			input = readCount(m.value(doc))
+		case "output_tokens":
+			output = readCount(m.value(doc))
+		case "prompt_tokens_details":
+			promptDetails = m
+		case "input_tokens_details":
+			inputDetails = m
 		}
 	}
-	if details != nil && details.CachedTokens != "" {
-		if u.CachedInputTokens, ok = tokenCount(details.CachedTokens); !ok {
+	in, out, details := prompt, completion, promptDetails
+	if !in.set {
+		in, out, details = input, output, inputDetails
+	}
+	if !in.set || in.bad || out.bad { // embeddings report no output: out unset is 0
+		return Usage{}, false
+	}
+	u := Usage{InputTokens: in.v, OutputTokens: out.v}
+	var d object
+	if objectValue(doc, details, &d) {
+		cached := optionalCountFrom(doc, d.last("cached_tokens"))
+		if cached.bad {
 			return Usage{}, false
 		}
-		u.CachedInputTokens = min(u.CachedInputTokens, u.InputTokens)
+		u.CachedInputTokens = min(cached.v, u.InputTokens)
 	}
 	return u, true
 }
 
-// openAIEvent is the part of a chat completion chunk or a Responses API event that carries
-// usage: top-level in chunks, under "response" in response.completed (and .incomplete, .failed).
-type openAIEvent struct {
-	Model    string       `json:"model"`
-	Usage    *openAIUsage `json:"usage"`
-	Response *struct {
-		Model string       `json:"model"`
-		Usage *openAIUsage `json:"usage"`
-	} `json:"response"`
-}
-
-// event handles one SSE event's data. Most events are deltas without usage, and with
-// include_usage every chunk says "usage":null, so an event is decoded only when some "usage" key
-// in it holds an object.
+// event handles one SSE event's data: a chat completion chunk, whose usage is top-level, or a
+// Responses API event, whose usage is under "response" (response.completed, .incomplete,
+// .failed). Most events are deltas without usage, and with include_usage every chunk says
+// "usage":null, so an event is read only when some "usage" key in it holds an object.
 func (p *openAIParser) event(data []byte) {
 	if !hasObjectAt(data, usageKey) {
 		return
 	}
-	var ev openAIEvent
-	if json.Unmarshal(data, &ev) != nil {
+	var ev object
+	if !jsonObject(data, &ev) {
 		return
 	}
-	rec, model := ev.Usage, ev.Model
-	if rec == nil && ev.Response != nil {
-		rec, model = ev.Response.Usage, ev.Response.Model
+	usage, model := ev.last("usage"), ev.last("model")
+	var resp object
+	if (usage == nil || data[usage.start] != '{') && objectValue(data, ev.last("response"), &resp) {
+		usage, model = resp.last("usage"), resp.last("model")
 	}
-	if u, ok := rec.usage(); ok {
-		u.Model = model
+	var rec object
+	if !objectValue(data, usage, &rec) {
+		return
+	}
+	if u, ok := openAIUsage(data, &rec); ok {
+		if model != nil {
+			u.Model = stringValue(model.value(data))
+		}
 		p.last, p.seen = u, true
 	}
 }

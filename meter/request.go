@@ -91,6 +91,9 @@ type fieldSet struct {
 }
 
 func newFieldSet(names []string, aliases map[string]string) fieldSet {
+	if len(names) > maxFields {
+		panic("meter: a field set of more than maxFields")
+	}
 	fs := fieldSet{index: make(map[string]int, len(names)+len(aliases)), names: names}
 	for i, n := range names {
 		fs.index[n] = i
@@ -101,23 +104,27 @@ func newFieldSet(names []string, aliases map[string]string) fieldSet {
 	return fs
 }
 
+// maxFields bounds the fields a fieldSet names.
+const maxFields = 12
+
 // pick returns obj's members for fs, by index (nil where absent).
-func (fs fieldSet) pick(obj object) ([]*member, error) {
-	found := make([]*member, len(fs.names))
-	for i := range obj.members {
-		m := &obj.members[i]
-		k, ok := fs.index[m.name]
+func (fs fieldSet) pick(obj *object) (found [maxFields]*member, err error) {
+	list := obj.list()
+	for i := range list {
+		m := &list[i]
+		k, ok := fs.index[string(m.key)]
 		if !ok {
 			continue
 		}
 		if found[k] != nil {
-			return nil, &RequestError{Param: m.name, Message: m.name + " appears more than once in the request body" +
-				alsoSpelled(found[k].name, m.name) + "."}
+			return found, &RequestError{Param: m.name(), Message: m.name() + " appears more than once in the request body" +
+				alsoSpelled(found[k].name(), m.name()) + "."}
 		}
 		found[k] = m
 	}
 	return found, nil
 }
+
 
 func alsoSpelled(a, b string) string {
 	if a == b {

@@ -46,8 +46,8 @@ func (e *editor) apply(body []byte, obj *object) []byte {
 		// New members go right after the last one, so the client's closing layout is kept.
 		at := obj.close
 		added := e.added
-		if n := len(obj.members); n > 0 {
-			at = obj.members[n-1].end
+		if n := len(obj.list()); n > 0 {
+			at = obj.list()[n-1].end
 			added = append([]byte{','}, added...)
 		}
 		e.edits = append(e.edits, splice{at, at, added})
@@ -61,7 +61,7 @@ func (e *editor) apply(body []byte, obj *object) []byte {
 // insertFirst is the splice that makes member (`"name":value`) the first of obj.
 func insertFirst(obj object, member string) splice {
 	text := []byte(member)
-	if len(obj.members) > 0 {
+	if len(obj.list()) > 0 {
 		text = append(text, ',')
 	}
 	return splice{obj.open + 1, obj.open + 1, text}
