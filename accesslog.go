@@ -29,12 +29,13 @@ func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// logAccess puts the request's behest fields on its access-log entry, when Caddy logs it, and
-// returns them to fill in (a throwaway when nothing logs).
-func logAccess(r *http.Request, project, tier, session string) *accessFields {
-	f := &accessFields{project: project, tier: tier, session: session}
+// logAccess puts f, the request's behest fields to fill in as it goes, on its access-log entry
+// when Caddy logs it.
+func logAccess(r *http.Request, f *accessFields) {
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.Logs == nil {
+		return // this server writes no access log
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Object("behest", f))
 	}
-	return f
 }

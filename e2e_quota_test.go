@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -301,5 +302,39 @@ func TestIndirectInputReservesMaxInputTokens(t *testing.T) {
 	// 2000 reserved for the prompt + 100 for the output, before the settle.
 	if got := resp.Header.Get("X-Ratelimit-Remaining-Tokens"); got != "47900" {
 		t.Errorf("x-ratelimit-remaining-tokens %q, want 47900 (50000 - 2000 - 100)", got)
+	}
+}
+
+// Every admitted response carries the limits: the provider's answer, and the error Caddy
+// writes when the provider cannot be reached.
+func TestRateLimitHeadersOnEveryAdmittedResponse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	tester := gateway(t, config(dead, "", "", ""))
+	c := tester.Client
+	m := mintToken(t, c, "test-project-key", `{"user_id":"user_unreachable"}`)
+	resp := do(t, c, "POST", "/v1/chat/completions", m.Token, chat("gpt-4o-mini", ""), nil)
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", resp.StatusCode)
+	}
+	if got := resp.Header.Get("X-Ratelimit-Limit-Requests"); got != "100" {
+		t.Errorf("x-ratelimit-limit-requests on a 502 = %q, want 100; headers %v", got, resp.Header)
+	}
+	if got := resp.Header.Get("X-Ratelimit-Remaining-Requests"); got != "99" {
+		t.Errorf("x-ratelimit-remaining-requests on a 502 = %q, want 99", got)
+	}
+
+	prov := newProvider(t)
+	tester = gateway(t, config(prov.URL, "", "", ""))
+	resp = do(t, tester.Client, "POST", "/v1/chat/completions", m.Token, chat("gpt-4o-mini", ""), nil)
+	readBody(t, resp)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Ratelimit-Limit-Requests") != "100" ||
+		len(resp.Header.Values("X-Ratelimit-Limit-Requests")) != 1 {
+		t.Errorf("a 200: status %d, x-ratelimit-limit-requests %q", resp.StatusCode, resp.Header.Values("X-Ratelimit-Limit-Requests"))
 	}
 }

@@ -115,54 +115,76 @@ func setIdentity(r *http.Request, id *verifier.Identity, sid string) {
 	for _, name := range tokenHeaders {
 		delete(hdr, name)
 	}
-	hdr.Del("X-Session-Id")
+	delete(hdr, "X-Session-Id") // the names here are canonical already
 	// These pick the provider account that is billed and whose stored data is reachable: the
 	// operator sets them (header_up), never an end user.
-	hdr.Del("Openai-Organization")
-	hdr.Del("Openai-Project")
+	delete(hdr, "Openai-Organization")
+	delete(hdr, "Openai-Project")
 	for name := range hdr {
 		// Header names are canonical ("X-Behest-User-Id"), so the spoofed ones share this prefix.
 		if len(name) >= len("X-Behest-") && strings.EqualFold(name[:len("X-Behest-")], "X-Behest-") {
 			delete(hdr, name)
 		}
 	}
-	hdr.Set("X-Behest-Tenant-Id", id.TenantID)
-	hdr.Set("X-Behest-Project-Id", id.ProjectID)
-	hdr.Set("X-Behest-User-Id", id.UserID)
+	// One allocation holds every value; each header's slice points into it.
+	vals := &[6]string{id.TenantID, id.ProjectID, id.UserID, id.Tier, id.OrgID, sid}
+	hdr["X-Behest-Tenant-Id"] = vals[0:1:1]
+	hdr["X-Behest-Project-Id"] = vals[1:2:2]
+	hdr["X-Behest-User-Id"] = vals[2:3:3]
+	hdr["X-Behest-Tier"] = vals[3:4:4]
 	if id.OrgID != "" {
-		hdr.Set("X-Behest-Org-Id", id.OrgID)
+		hdr["X-Behest-Org-Id"] = vals[4:5:5]
 	}
-	hdr.Set("X-Behest-Tier", id.Tier)
 	if sid != "" {
-		hdr.Set("X-Behest-Session-Id", sid)
+		hdr["X-Behest-Session-Id"] = vals[5:6:6]
 	}
 
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(identityPlaceholders{id, sid}.replace)
 	}
-	repl.Set("http.behest.tenant_id", id.TenantID)
-	repl.Set("http.behest.project_id", id.ProjectID)
-	repl.Set("http.behest.user_id", id.UserID)
-	repl.Set("http.behest.org_id", id.OrgID)
-	repl.Set("http.behest.tier", id.Tier)
-	repl.Set("http.behest.session_id", sid)
-	repl.Set("http.auth.user.id", id.UserID)
-	claims := id.Claims
-	repl.Map(func(key string) (any, bool) {
-		name, ok := strings.CutPrefix(key, "http.behest.claims.")
-		if !ok {
-			return nil, false
-		}
-		v, ok := claims[name]
-		if !ok {
-			return nil, false
-		}
-		switch v.(type) {
-		case map[string]any, []any:
-			b, err := json.Marshal(v)
-			return string(b), err == nil
-		}
-		return v, true
-	})
+}
+
+// identityPlaceholders answers the {http.behest.*} placeholders (and {http.auth.user.id}) of a
+// request from its verified identity, when asked: most requests ask for none.
+type identityPlaceholders struct {
+	id  *verifier.Identity
+	sid string
+}
+
+func (ip identityPlaceholders) replace(key string) (any, bool) {
+	if key == "http.auth.user.id" {
+		return ip.id.UserID, true
+	}
+	name, ok := strings.CutPrefix(key, "http.behest.")
+	if !ok {
+		return nil, false
+	}
+	switch name {
+	case "tenant_id":
+		return ip.id.TenantID, true
+	case "project_id":
+		return ip.id.ProjectID, true
+	case "user_id":
+		return ip.id.UserID, true
+	case "org_id":
+		return ip.id.OrgID, true
+	case "tier":
+		return ip.id.Tier, true
+	case "session_id":
+		return ip.sid, true
+	}
+	claim, ok := strings.CutPrefix(name, "claims.")
+	if !ok {
+		return nil, false
+	}
+	v, ok := ip.id.Claims[claim]
+	if !ok {
+		return nil, false
+	}
+	switch v.(type) {
+	case map[string]any, []any:
+		b, err := json.Marshal(v)
+		return string(b), err == nil
+	}
+	return v, true
 }

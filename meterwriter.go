@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -15,7 +16,7 @@ import (
 // meterWriter passes the provider's response through unbuffered while the dialect's parser reads
 // its usage, and puts the gateway's own rate-limit and CORS headers over the provider's.
 type meterWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	route  meter.Route
 	origin string
 	rl     rateLimit
@@ -44,7 +45,7 @@ func (mw *meterWriter) WriteHeader(status int) {
 	mw.status = status
 	hdr := mw.Header()
 	for _, name := range providerHeaders {
-		hdr.Del(name)
+		delete(hdr, name) // canonical names
 	}
 	for name := range hdr {
 		for _, p := range providerHeaderPrefixes {
@@ -94,23 +95,72 @@ var rateLimitNames = [6]string{
 
 func rateLimitHeaders(t *tier, dec limiter.Decision) rateLimit {
 	rl := rateLimit{requests: t.limits.RequestsPerMinute > 0, tokens: t.limits.TokensPerMinute > 0}
-	if rl.requests {
-		rl.values[0] = strconv.FormatInt(dec.RequestsLimit, 10)
-		rl.values[1] = strconv.FormatInt(max(dec.RequestsRemaining, 0), 10)
-		rl.values[2] = fmtDuration(dec.RequestsReset)
+	if !rl.requests && !rl.tokens {
+		return rl
 	}
+	// The six values are written into one string and sliced out of it: one allocation.
+	var buf [128]byte
+	var ends [6]int
+	b := buf[:0]
+	if rl.requests {
+		b = strconv.AppendInt(b, dec.RequestsLimit, 10)
+		ends[0] = len(b)
+		b = strconv.AppendInt(b, max(dec.RequestsRemaining, 0), 10)
+		ends[1] = len(b)
+		b = appendResetDuration(b, dec.RequestsReset)
+		ends[2] = len(b)
+	}
+	ends[3], ends[4], ends[5] = len(b), len(b), len(b)
 	if rl.tokens {
-		rl.values[3] = strconv.FormatInt(dec.TokensLimit, 10)
-		rl.values[4] = strconv.FormatInt(max(dec.TokensRemaining, 0), 10)
-		rl.values[5] = fmtDuration(dec.TokensReset)
+		b = strconv.AppendInt(b, dec.TokensLimit, 10)
+		ends[3] = len(b)
+		b = strconv.AppendInt(b, max(dec.TokensRemaining, 0), 10)
+		ends[4] = len(b)
+		b = appendResetDuration(b, dec.TokensReset)
+		ends[5] = len(b)
+	}
+	all, start := string(b), 0
+	for i, end := range ends {
+		rl.values[i], start = all[start:end], end
 	}
 	return rl
 }
 
+// appendResetDuration appends fmtDuration(d) without allocating for the resets a minute's
+// window has (under a minute); longer ones are rare and take Duration.String.
+func appendResetDuration(b []byte, d time.Duration) []byte {
+	d = max(d, 0).Round(time.Millisecond)
+	ms := d.Milliseconds()
+	switch {
+	case ms == 0:
+		return append(b, "0s"...)
+	case ms < 1000:
+		return append(strconv.AppendInt(b, ms, 10), "ms"...)
+	case ms < 60_000:
+		b = strconv.AppendInt(b, ms/1000, 10)
+		if frac := ms % 1000; frac != 0 {
+			// Three digits, trailing zeros trimmed: 51.189s, 1.5s.
+			digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+			n := 3
+			for digits[n-1] == '0' {
+				n--
+			}
+			b = append(append(b, '.'), digits[:n]...)
+		}
+		return append(b, 's')
+	}
+	return append(b, d.String()...)
+}
+
+// apply sets the headers, their values sharing one allocation.
 func (rl rateLimit) apply(h http.Header) {
-	for i, v := range rl.values {
-		if v != "" {
-			h[rateLimitNames[i]] = []string{v}
+	if !rl.requests && !rl.tokens {
+		return
+	}
+	values := rl.values // escapes: the header slices below point into it
+	for i := range values {
+		if values[i] != "" {
+			h[rateLimitNames[i]] = values[i : i+1 : i+1]
 		}
 	}
 }

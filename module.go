@@ -291,7 +291,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		attestation = r.Header.Get(p.attest.header)
 		r.Header.Del(p.attest.header)
 	}
-	access := logAccess(r, p.id, p.tierOf(id.Tier).name, sid)
+	// One allocation for what the request needs from here on.
+	ex := &exchange{access: accessFields{project: p.id, tier: p.tierOf(id.Tier).name, session: sid}}
+	logAccess(r, &ex.access)
 	if r.URL.Path == h.MePath {
 		return h.serveMe(w, r, p, id, sid)
 	}
@@ -303,7 +305,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.writeErrorAs(w, r, d, p, err)
 		}
 	}
-	return h.proxy(w, r, next, rt, p, id, sid, access)
+	return h.proxy(w, r, next, rt, p, id, sid, ex)
 }
 
 // StoreProvider is implemented by store guest modules.

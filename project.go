@@ -3,7 +3,6 @@ package behest
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 	"time"
 
@@ -297,8 +296,30 @@ func pricePerMillion(usd float64) (int64, error) {
 	return int64(math.Ceil(usd*1e9 - 1e-6)), nil
 }
 
-// datedSuffix matches a model's snapshot date: gpt-4o-mini-2024-07-18, gpt-4-0613.
-var datedSuffix = regexp.MustCompile(`-(\d{4}-\d{2}-\d{2}|\d{4})$`)
+// undated returns model without its snapshot date (gpt-4o-mini-2024-07-18, gpt-4-0613,
+// claude-haiku-4-5-20251001), and whether it had one.
+func undated(model string) (string, bool) {
+	for _, layout := range [...]string{"-dddd-dd-dd", "-dddddddd", "-dddd"} {
+		if len(model) > len(layout) && matchesLayout(model[len(model)-len(layout):], layout) {
+			return model[:len(model)-len(layout)], true
+		}
+	}
+	return model, false
+}
+
+// matchesLayout reports whether s has a digit where layout has 'd' and layout's byte elsewhere.
+func matchesLayout(s, layout string) bool {
+	for i := 0; i < len(layout); i++ {
+		if layout[i] == 'd' {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		} else if s[i] != layout[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // priceOf finds model's price: its own (see modelPrice), else the "*" default.
 func (p *project) priceOf(model string) (price, bool) {
@@ -314,8 +335,8 @@ func (p *project) modelPrice(model string) (price, bool) {
 	if pr, ok := p.prices[model]; ok {
 		return pr, true
 	}
-	if loc := datedSuffix.FindStringIndex(model); loc != nil {
-		if pr, ok := p.prices[model[:loc[0]]]; ok {
+	if base, ok := undated(model); ok {
+		if pr, ok := p.prices[base]; ok {
 			return pr, true
 		}
 	}

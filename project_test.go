@@ -14,8 +14,9 @@ import (
 
 func TestPriceOf(t *testing.T) {
 	p, err := compileProject(&Project{ID: "p", Tenant: "t", Prices: map[string]Price{
-		"gpt-4o-mini": {Input: 0.15, Output: 0.60},
-		"gpt-4":       {Input: 30, Output: 60},
+		"gpt-4o-mini":      {Input: 0.15, Output: 0.60},
+		"gpt-4":            {Input: 30, Output: 60},
+		"claude-haiku-4-5": {Input: 1, Output: 5},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +31,11 @@ func TestPriceOf(t *testing.T) {
 		{"gpt-4-0613", true, 30_000_000_000},
 		{"gpt-4o", false, 0},
 		{"gpt-4o-mini-latest", false, 0},
+		{"claude-haiku-4-5-20251001", true, 1_000_000_000}, // Anthropic's snapshots
+		{"claude-haiku-4-5-2025100", false, 0},
+		{"gpt-4o-mini-2024-07-1x", false, 0},
+		{"gpt-4o-mini-2024_07_18", false, 0},
+		{"-0613", false, 0},
 	} {
 		pr, ok := p.priceOf(tc.model)
 		if ok != tc.want || pr.input != tc.in {

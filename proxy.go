@@ -2,7 +2,6 @@ package behest
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -34,9 +33,6 @@ func requestError(err error) *apiError {
 	}
 	return badRequest("invalid_request", "", err.Error())
 }
-
-// settleTimeout bounds settling after the response: the request's own context may be gone.
-const settleTimeout = 5 * time.Second
 
 // errNotServed refuses what the gateway cannot meter, or what would show one user the data every
 // user of the provider key shares (stored completions, files, responses by id).
@@ -70,7 +66,8 @@ type admission struct {
 // proxy admits a verified request against its limits, passes it on, meters the response and
 // settles the reservation with what the provider reported.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
-	rt meter.Route, p *project, id *verifier.Identity, sid string, access *accessFields) error {
+	rt meter.Route, p *project, id *verifier.Identity, sid string, ex *exchange) error {
+	access := &ex.access
 	t := p.tierOf(id.Tier)
 	var adm admission
 	switch rt.Kind {
@@ -100,8 +97,8 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return h.writeErrorAs(w, r, rt.Dialect, p, errRevoked)
 	}
 	rl := rateLimitHeaders(t, dec)
-	rl.apply(w.Header())
 	if !dec.Allowed {
+		rl.apply(w.Header())
 		if p.alerts != nil {
 			h.alertRefused(p, t, req, dec, h.now())
 		}
@@ -112,15 +109,15 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	p.metrics.inFlight.Inc()
 	// The provider must answer uncompressed so the usage can be read; Caddy's encode directive
 	// can still compress for the client.
-	r.Header.Del("Accept-Encoding")
-	mw := &meterWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+	delete(r.Header, "Accept-Encoding")
+	mw := &ex.mw
+	*mw = meterWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 		route: rt, origin: h.cors.origin(r, p), rl: rl}
 	defer func() {
 		// Settle even when next panics: the concurrency slot must always be freed.
+		// The request's context may be cancelled by now: Settle goes on regardless.
 		used := h.usageOf(r, p, mw, adm)
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
-		defer cancel()
-		spend, err := h.store.Settle(ctx, h.now(), res, used)
+		spend, err := h.store.Settle(r.Context(), h.now(), res, used)
 		p.metrics.settled(used, spend, err)
 		access.inputTokens, access.outputTokens, access.costUSD = used.InputTokens, used.OutputTokens, used.Cost.Dollars()
 		if err != nil {
@@ -130,13 +127,25 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			h.alertSettled(p, t, id.UserID, res.At, spend)
 		}
 	}()
-	return next.ServeHTTP(mw, r)
+	err = next.ServeHTTP(mw, r)
+	if err != nil && mw.status == 0 {
+		// No response yet: Caddy writes the error (a 502 from reverse_proxy), with the limits.
+		rl.apply(w.Header())
+	}
+	return err
+}
+
+// exchange is what a request through the gateway needs allocated: its access-log fields and
+// the writer that meters its response.
+type exchange struct {
+	access accessFields
+	mw     meterWriter
 }
 
 // prepareBody reads a model request's body, bounds its worst case and rewrites it so the
 // provider honours that bound and reports its usage.
 func (h *Handler) prepareBody(r *http.Request, rt meter.Route, p *project, t *tier) (admission, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.MaxRequestBody+1))
+	body, err := readRequestBody(r, h.MaxRequestBody)
 	if err != nil {
 		return admission{}, badRequest("invalid_request", "", "The request body could not be read.")
 	}
@@ -193,8 +202,38 @@ func (h *Handler) prepareBody(r *http.Request, rt meter.Route, p *project, t *ti
 	}
 	r.Body = io.NopCloser(bytes.NewReader(out))
 	r.ContentLength = int64(len(out))
-	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	if v := r.Header["Content-Length"]; len(v) == 1 {
+		// In place: the header map is often full (8 entries), and any assignment to a full
+		// small map grows it, even to a key it has.
+		v[0] = strconv.Itoa(len(out))
+	} else {
+		r.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	}
 	return adm, nil
+}
+
+// readRequestBody reads r's body, up to limit+1 bytes so an oversize body shows, in one allocation
+// when the client declared its length.
+func readRequestBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength < 0 || r.ContentLength > limit {
+		return io.ReadAll(io.LimitReader(r.Body, limit+1))
+	}
+	// One byte over the declared length, so reading stops at EOF rather than a full buffer.
+	buf := make([]byte, 0, r.ContentLength+1)
+	for {
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		case len(buf) == cap(buf):
+			// Longer than declared (not over HTTP/1, whose server stops at Content-Length).
+			rest, err := io.ReadAll(io.LimitReader(r.Body, limit+1-int64(len(buf))))
+			return append(buf, rest...), err
+		}
+	}
 }
 
 // checkFreeModel holds a free request that names a model (a token count) to the tier's

@@ -194,6 +194,8 @@ type Store interface {
 	// Settle replaces res's reservation by used (which may be more or less than reserved),
 	// records it in the usage aggregates and frees its concurrency slot. It reports the
 	// spend of the user and project just after; settling a reservation again reports nothing.
+	// ctx may be cancelled already (the request is over): a store settles regardless, and
+	// bounds its own wait.
 	Settle(ctx context.Context, now time.Time, res Reservation, used Usage) (Spend, error)
 	// Remaining reports what is left of req's limits at now, reserving nothing.
 	Remaining(ctx context.Context, now time.Time, req Request) (Remaining, error)

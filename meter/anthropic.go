@@ -64,9 +64,10 @@ var anthropicFields = newFieldSet([]string{"model", "stream", "max_tokens"}, nil
 // anthropicIndirect are the markers of content the body does not hold: documents and images by
 // URL or Files API id, and server tools (web search and fetch, code execution, MCP servers,
 // containers) that bring what they find into the context.
-var anthropicIndirect = [][]byte{[]byte(`"url"`), []byte(`"file_id"`), []byte(`"file"`), []byte(`"web_search`),
-	[]byte(`"web_fetch`), []byte(`"code_execution`), []byte(`"mcp_servers"`), []byte(`"container"`),
-	[]byte(`"tool_search_tool`)}
+var anthropicIndirect = newMarkerSet(
+	`"url"`, `"file_id"`, `"file"`, `"web_search`, `"web_fetch`, `"code_execution`, `"mcp_servers"`,
+	`"container"`, `"tool_search_tool`,
+)
 
 // Inspect reads the model, stream and max_tokens (the output cap; the API requires it, and
 // Rewrite sets it from the tier when the client sent none).
@@ -99,7 +100,7 @@ func (anthropic) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if ok {
 		info.MaxOutput, info.HasMaxOutput, info.MaxOutputField = n, true, "max_tokens"
 	}
-	info.IndirectInput = hasAnyMarker(body, anthropicIndirect)
+	info.IndirectInput = anthropicIndirect.in(body)
 	return info, nil
 }
 

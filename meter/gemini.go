@@ -98,11 +98,12 @@ var (
 
 // geminiIndirect are the markers of content the body does not hold (files by URI) and of tools
 // that bring what they find into the context (search, URL context, code execution, maps).
-var geminiIndirect = [][]byte{[]byte(`"fileData"`), []byte(`"file_data"`), []byte(`"fileUri"`), []byte(`"file_uri"`),
-	[]byte(`"googleSearch`), []byte(`"google_search`), []byte(`"urlContext"`), []byte(`"url_context"`),
-	[]byte(`"codeExecution"`), []byte(`"code_execution"`), []byte(`"fileSearch"`), []byte(`"file_search"`),
-	[]byte(`"googleMaps"`), []byte(`"google_maps"`), []byte(`"retrieval"`), []byte(`"enterpriseWebSearch"`),
-	[]byte(`"enterprise_web_search"`), []byte(`"computerUse"`), []byte(`"computer_use"`)}
+var geminiIndirect = newMarkerSet(
+	`"fileData"`, `"file_data"`, `"fileUri"`, `"file_uri"`, `"googleSearch`, `"google_search`,
+	`"urlContext"`, `"url_context"`, `"codeExecution"`, `"code_execution"`, `"fileSearch"`,
+	`"file_search"`, `"googleMaps"`, `"google_maps"`, `"retrieval"`, `"enterpriseWebSearch"`,
+	`"enterprise_web_search"`, `"computerUse"`, `"computer_use"`,
+)
 
 // Inspect reads generationConfig: the output cap is maxOutputTokens (plus thinkingBudget when
 // one is set, so thoughts are bounded too), times candidateCount; cachedContent and files by
@@ -121,7 +122,7 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if m := f[1]; m != nil && !isNull(m.value(body)) {
 		info.IndirectInput = true
 	}
-	info.IndirectInput = info.IndirectInput || hasAnyMarker(body, geminiIndirect)
+	info.IndirectInput = info.IndirectInput || geminiIndirect.in(body)
 	if info.NoOutput || f[0] == nil || isNull(f[0].value(body)) {
 		return info, nil
 	}

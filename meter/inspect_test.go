@@ -1,6 +1,8 @@
 package meter
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -233,4 +235,47 @@ func TestInspectErrorKeepsUTF8(t *testing.T) {
 	if err == nil || !utf8.ValidString(err.Error()) {
 		t.Fatalf("error = %q, want valid UTF-8", err)
 	}
+}
+
+// The fast path of stringField (no escapes) must read every string as encoding/json does.
+func TestStringFieldMatchesUnmarshal(t *testing.T) {
+	for _, raw := range []string{`"gpt-4o-mini"`, `""`, `"caf\u00e9"`, `"a\"b"`, `"tab\tx"`, "\"caf\xc3\xa9\"", "\"bad\xff\"", `"ü"`} {
+		var want string
+		if err := json.Unmarshal([]byte(raw), &want); err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		got, err := stringField("model", []byte(raw))
+		if err != nil || got != want {
+			t.Errorf("stringField(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+}
+
+// A markerSet finds exactly what bytes.Contains of each marker finds.
+func TestMarkerSetIsContains(t *testing.T) {
+	markers := []string{`"url"`, `"file_id"`, `"file"`, `"web_search`, `"mcp"`}
+	ms := newMarkerSet(markers...)
+	for _, body := range []string{``, `"`, `""`, `"u`, `"url`, `"url"`, `x"url"`, `{"urls":1}`, `{"a":"\"file\""}`,
+		`{"a":"file"}`, `{"web_searc":1}`, `{"x":"web_search_2025"}`, `"mc"`, `""mcp"`, `{"file_i":"d"}`, `"""file_id"`} {
+		want := false
+		for _, m := range markers {
+			want = want || strings.Contains(body, m)
+		}
+		if got := ms.in([]byte(body)); got != want {
+			t.Errorf("in(%q) = %v; want %v", body, got, want)
+		}
+	}
+}
+
+func FuzzMarkerSet(f *testing.F) {
+	f.Add([]byte(`{"messages":[{"content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		want := false
+		for _, m := range openAIIndirect.all {
+			want = want || bytes.Contains(body, m)
+		}
+		if got := openAIIndirect.in(body); got != want {
+			t.Fatalf("in(%q) = %v; want %v", body, got, want)
+		}
+	})
 }

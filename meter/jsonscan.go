@@ -32,6 +32,11 @@ type jsonScan struct {
 	overflow bool    // cur went over maxCapture
 
 	usage, model []byte // the last complete values seen
+
+	// Room for the usual small values, so a response is metered without allocating; a larger
+	// value grows onto the heap. cur, usage and model start out pointing here.
+	curBuf, usageBuf [256]byte
+	modelBuf         [64]byte
 }
 
 // deepStructural marks the bytes that matter below the top level when nothing is being captured:
@@ -177,6 +182,9 @@ func (s *jsonScan) startValue() {
 	default:
 		return
 	}
+	if s.cur == nil {
+		s.cur = s.curBuf[:0]
+	}
 	s.cur, s.overflow = s.cur[:0], false
 }
 
@@ -187,6 +195,13 @@ func (s *jsonScan) finish() {
 		return
 	}
 	if !s.overflow {
+		if *s.target == nil {
+			if s.target == &s.usage {
+				s.usage = s.usageBuf[:0]
+			} else {
+				s.model = s.modelBuf[:0]
+			}
+		}
 		*s.target = append((*s.target)[:0], s.cur...)
 	}
 	s.target = nil

@@ -90,9 +90,11 @@ const (
 // openAIIndirect are the keys of content parts and tools that bring input by reference or
 // fetch it: images, files and audio by id or URL; hosted tools that put what they find into
 // the context.
-var openAIIndirect = [][]byte{[]byte(`"image_url"`), []byte(`"input_image"`), []byte(`"file_id"`),
-	[]byte(`"input_file"`), []byte(`"file_url"`), []byte(`"file_data"`), []byte(`"input_audio"`), []byte(`"image"`),
-	[]byte(`"web_search`), []byte(`"file_search"`), []byte(`"code_interpreter"`), []byte(`"mcp"`), []byte(`"computer_use`)}
+var openAIIndirect = newMarkerSet(
+	`"image_url"`, `"input_image"`, `"file_id"`, `"input_file"`, `"file_url"`, `"file_data"`,
+	`"input_audio"`, `"image"`, `"web_search`, `"file_search"`, `"code_interpreter"`, `"mcp"`,
+	`"computer_use`,
+)
 
 // Inspect reads a body that must be a JSON object whose fields have the types the API
 // documents, or the error names the field. The output cap is max_completion_tokens or
@@ -148,7 +150,7 @@ func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
 			info.IndirectInput = true
 		}
 	}
-	info.IndirectInput = info.IndirectInput || hasAnyMarker(body, openAIIndirect)
+	info.IndirectInput = info.IndirectInput || openAIIndirect.in(body)
 
 	switch rt.Endpoint {
 	case ChatCompletions:

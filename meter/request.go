@@ -125,7 +125,6 @@ func (fs fieldSet) pick(obj *object) (found [maxFields]*member, err error) {
 	return found, nil
 }
 
-
 func alsoSpelled(a, b string) string {
 	if a == b {
 		return ""
@@ -138,8 +137,15 @@ func stringField(name string, raw []byte) (string, error) {
 	if raw == nil || isNull(raw) {
 		return "", nil
 	}
+	if raw[0] != '"' {
+		return "", typeError(name, "a string", raw)
+	}
+	if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		// Nothing to unescape or replace: the body is valid JSON, so this is the string's text.
+		return string(raw[1 : len(raw)-1]), nil
+	}
 	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if json.Unmarshal(raw, &s) != nil {
 		return "", typeError(name, "a string", raw)
 	}
 	return s, nil
@@ -187,13 +193,39 @@ func typeError(name, want string, raw []byte) error {
 
 func isNull(raw []byte) bool { return string(raw) == "null" }
 
-// hasAnyMarker reports whether body holds one of markers anywhere (even inside a string):
-// finding one only makes a reservation larger, the safe side.
-func hasAnyMarker(body []byte, markers [][]byte) bool {
+// markerSet is a set of byte strings that each start with '"' (a JSON key or value and its
+// opening quote), found in one pass over a body.
+type markerSet struct {
+	all    [][]byte
+	byNext [256][][]byte // the markers by the byte after their quote
+}
+
+func newMarkerSet(markers ...string) *markerSet {
+	ms := &markerSet{}
 	for _, m := range markers {
-		if bytes.Contains(body, m) {
-			return true
+		if len(m) < 2 || m[0] != '"' {
+			panic("meter: a marker must start with a quote and hold more: " + m)
+		}
+		ms.all = append(ms.all, []byte(m))
+		ms.byNext[m[1]] = append(ms.byNext[m[1]], []byte(m))
+	}
+	return ms
+}
+
+// in reports whether body holds one of the markers anywhere (even inside a string): finding
+// one only makes a reservation larger, the safe side. It is bytes.Contains for each marker, in
+// one pass.
+func (ms *markerSet) in(body []byte) bool {
+	for i := 0; ; i++ {
+		q := bytes.IndexByte(body[i:], '"')
+		if q < 0 || i+q+1 >= len(body) {
+			return false
+		}
+		i += q
+		for _, m := range ms.byNext[body[i+1]] {
+			if bytes.HasPrefix(body[i:], m) {
+				return true
+			}
 		}
 	}
-	return false
 }

@@ -236,6 +236,9 @@ func (s *Store) release(ctx context.Context, res limiter.Reservation) error {
 	).Err()
 }
 
+// settleTimeout bounds a settle's wait for Redis; what it cannot settle by then is queued.
+const settleTimeout = 5 * time.Second
+
 // Settle implements limiter.Store in one round trip. When Redis cannot take it, it is queued
 // and retried in the background, and the error says so.
 func (s *Store) Settle(ctx context.Context, now time.Time, res limiter.Reservation, used limiter.Usage) (limiter.Spend, error) {
@@ -249,6 +252,9 @@ func (s *Store) Settle(ctx context.Context, now time.Time, res limiter.Reservati
 	if res.ID == 0 {
 		return limiter.Spend{}, nil // not a reservation (a refused request)
 	}
+	// The caller's request may be over, its context cancelled: settle regardless, bounded here.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
 	spend, err := s.settle(ctx, res, used)
 	if err == nil {
 		return spend, nil

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -69,6 +70,17 @@ func testSettle(t *testing.T, open func(t *testing.T) limiter.Store) {
 			t.Fatal("a request over every limit was admitted")
 		}
 		check(e, Base, left(50, 950, 50, 950, budget-50))
+	})
+	t.Run("cancelled_context", func(t *testing.T) {
+		// The request is over (its client left) when it settles: it is charged all the same.
+		e := newEnv(t, open)
+		res := e.admit(Base, request(e, 100, 100))
+		ctx, cancel := context.WithCancel(e.ctx)
+		cancel()
+		if _, err := e.s.Settle(ctx, Base.Add(time.Second), res, limiter.Usage{InputTokens: 10, OutputTokens: 20, Cost: 30}); err != nil {
+			t.Fatalf("Settle with a cancelled context: %v", err)
+		}
+		check(e, Base.Add(time.Second), left(70, 970, 70, 970, budget-30))
 	})
 	t.Run("frees_concurrency", func(t *testing.T) {
 		e := newEnv(t, open)
