@@ -1,0 +1,471 @@
+// Command behest-load measures the gateway's cost: the same requests through plain
+// reverse_proxy and through behest + reverse_proxy, in one Caddy process, one run, alternating
+// rounds, with wrk as the load (wrk -t2 -c32 by default). Both sides run the same reverse_proxy
+// block, which adds the provider's key as a deployment does: the difference is behest's work. It prints each round and the median
+// ratio behest/plain per scenario, so a noisy machine compares like with like. It is not run in
+// CI; see the README's Performance section.
+//
+//	go build -o /tmp/caddy ./cmd/caddy && go run ./cmd/behest-load -caddy /tmp/caddy
+//	go run ./cmd/behest-load -caddy /tmp/caddy -store redis -redis redis://127.0.0.1:6379/0
+//	go run ./cmd/behest-load -caddy /tmp/caddy -ttfb        # time to first byte of streams
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type scenario struct {
+	name, path, body string
+	header           string // the token's header: Authorization (Bearer), x-api-key, x-goog-api-key
+}
+
+var scenarios = []scenario{
+	{"openai", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}`, "Authorization"},
+	{"openai-stream", "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}`, "Authorization"},
+	{"anthropic", "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":256,"messages":[{"role":"user","content":"Say hello"}]}`, "x-api-key"},
+	{"anthropic-stream", "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Say hello"}]}`, "x-api-key"},
+	{"gemini", "/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[{"parts":[{"text":"Say hello"}]}]}`, "x-goog-api-key"},
+	{"gemini-stream", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", `{"contents":[{"parts":[{"text":"Say hello"}]}]}`, "x-goog-api-key"},
+}
+
+func main() {
+	caddyBin := flag.String("caddy", "", "a Caddy built with the plugin (go build -o /tmp/caddy ./cmd/caddy)")
+	store := flag.String("store", "embedded", "embedded or redis")
+	redisURL := flag.String("redis", "redis://127.0.0.1:6379/0", "the Redis of -store redis")
+	duration := flag.Duration("duration", 8*time.Second, "each round's length")
+	rounds := flag.Int("rounds", 3, "rounds per side and scenario")
+	conns := flag.Int("c", 32, "wrk connections")
+	threads := flag.Int("t", 2, "wrk threads")
+	only := flag.String("only", "", "comma-separated scenarios (default: all)")
+	users := flag.Int("users", 100, "distinct end users (one minted token each)")
+	ttfb := flag.Bool("ttfb", false, "measure time to first byte of streams instead of throughput")
+	profile := flag.String("profile", "", "write a CPU profile of Caddy under load of the first scenario to this file, and stop")
+	cpu := flag.Bool("cpu", false, "also print each process's CPU time per request")
+	profileSide := flag.String("profile-side", "behest", "the side -profile loads: behest or plain")
+	flag.Parse()
+	if *caddyBin == "" {
+		log.Fatal("-caddy is required: go build -o /tmp/caddy ./cmd/caddy")
+	}
+
+	up := startUpstream(*ttfb)
+	dir, err := os.MkdirTemp("", "behest-load-")
+	check(err)
+	defer os.RemoveAll(dir)
+	plainPort, behestPort := freePort(), freePort()
+	storeLine := ""
+	if *store == "redis" {
+		storeLine = "store redis " + *redisURL
+	}
+	admin := "off"
+	if *profile != "" {
+		admin = fmt.Sprintf("127.0.0.1:%d", freePort())
+	}
+	cfg := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	persist_config off
+	storage file_system %s
+}
+http://127.0.0.1:%d {
+	reverse_proxy %s {
+		header_up Authorization "Bearer provider-key"
+		header_up x-api-key provider-key
+		header_up x-goog-api-key provider-key
+	}
+}
+http://127.0.0.1:%d {
+	behest {
+		%s
+		project p_load {
+			tenant t_load
+			api_key load-key
+			tier 1 {
+				requests_per_minute 1000000000
+				tokens_per_minute 1000000000000
+				tokens_per_day 1000000000000
+				cost_per_day 1000000
+				concurrent_requests 1000
+				max_output_tokens 1024
+			}
+			price * 1.00 2.00 0.50 1.25
+			cost_per_month 100000000
+		}
+	}
+	reverse_proxy %s {
+		header_up Authorization "Bearer provider-key"
+		header_up x-api-key provider-key
+		header_up x-goog-api-key provider-key
+	}
+}`, admin, filepath.Join(dir, "storage"), plainPort, up, behestPort, storeLine, up)
+	cfgPath := filepath.Join(dir, "Caddyfile")
+	check(os.WriteFile(cfgPath, []byte(cfg), 0o600))
+	cmd := exec.Command(*caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
+	logf, err := os.Create(filepath.Join(dir, "caddy.log"))
+	check(err)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	check(cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	plain, behest := fmt.Sprintf("http://127.0.0.1:%d", plainPort), fmt.Sprintf("http://127.0.0.1:%d", behestPort)
+	waitUp(behest + "/.well-known/jwks.json")
+
+	tokens := make([]string, *users)
+	for i := range tokens {
+		tokens[i] = mint(behest, fmt.Sprintf("org_%d:user_%d", i%10, i))
+	}
+	selected := scenarios
+	if *only != "" {
+		selected = nil
+		for _, s := range scenarios {
+			if slices.Contains(strings.Split(*only, ","), s.name) {
+				selected = append(selected, s)
+			}
+		}
+	}
+	if *ttfb {
+		measureTTFB(plain, behest, tokens, selected)
+		return
+	}
+	if *profile != "" {
+		s := selected[0]
+		script := wrkScript(dir, s, tokens)
+		done := make(chan float64)
+		base := behest
+		if *profileSide == "plain" {
+			base = plain
+		}
+		go func() { done <- runWrk(*threads, *conns, *duration+4*time.Second, script, base+s.path) }()
+		time.Sleep(2 * time.Second)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(duration.Seconds())))
+		check(err)
+		f, err := os.Create(*profile)
+		check(err)
+		_, err = io.Copy(f, resp.Body)
+		check(err)
+		f.Close()
+		rate := <-done
+		// And what was allocated, since Caddy started (mostly this load): -sample_index=alloc_space.
+		resp, err = http.Get(fmt.Sprintf("http://%s/debug/pprof/allocs", admin))
+		check(err)
+		f, err = os.Create(*profile + ".allocs")
+		check(err)
+		_, err = io.Copy(f, resp.Body)
+		check(err)
+		f.Close()
+		fmt.Printf("%s under %s: %.0f req/s; profiles in %s and %s.allocs\n", s.name, *profileSide, rate, *profile, *profile)
+		return
+	}
+	fmt.Printf("store %s, wrk -t%d -c%d, %s rounds, %d users\n", *store, *threads, *conns, *duration, *users)
+	fmt.Printf("%-17s %-28s %-28s %s\n", "scenario", "plain req/s", "behest req/s", "ratio (median)")
+	for _, s := range selected {
+		script := wrkScript(dir, s, tokens)
+		var p, b, ratios []float64
+		var pc, bc []cpuUse
+		for range *rounds {
+			// Alternating, so drift in the machine's load hits both sides alike.
+			pr, pu := runWrkCPU(*threads, *conns, *duration, script, plain+s.path, cmd.Process.Pid)
+			br, bu := runWrkCPU(*threads, *conns, *duration, script, behest+s.path, cmd.Process.Pid)
+			p, b, ratios = append(p, pr), append(b, br), append(ratios, br/pr)
+			pc, bc = append(pc, pu), append(bc, bu)
+		}
+		fmt.Printf("%-17s %-28s %-28s %.2f\n", s.name, fmtRates(p), fmtRates(b), median(ratios))
+		if *cpu {
+			fmt.Printf("  CPU per request, median (plain -> behest): caddy %s, upstream %s, wrk %s, idle %s\n",
+				cpuChange(pc, bc, func(u cpuUse) time.Duration { return u.caddy }),
+				cpuChange(pc, bc, func(u cpuUse) time.Duration { return u.upstream }),
+				cpuChange(pc, bc, func(u cpuUse) time.Duration { return u.wrk }),
+				cpuChange(pc, bc, func(u cpuUse) time.Duration { return u.idle }))
+		}
+	}
+	logs, _ := os.ReadFile(logf.Name())
+	if n := bytes.Count(logs, []byte(`"level":"error"`)); n > 0 {
+		fmt.Printf("caddy logged %d errors; see %s\n", n, logf.Name())
+	}
+}
+
+// cpuChange prints the median of one CPU figure on each side.
+func cpuChange(plain, behest []cpuUse, f func(cpuUse) time.Duration) string {
+	med := func(us []cpuUse) time.Duration {
+		var v []float64
+		for _, u := range us {
+			v = append(v, float64(f(u)))
+		}
+		return time.Duration(median(v)).Round(100 * time.Nanosecond)
+	}
+	return fmt.Sprintf("%s -> %s", med(plain), med(behest))
+}
+
+// wrkScript writes a wrk Lua script that POSTs s.body with a token of tokens, in turn.
+func wrkScript(dir string, s scenario, tokens []string) string {
+	var b strings.Builder
+	b.WriteString("local tokens = {")
+	for _, t := range tokens {
+		fmt.Fprintf(&b, "%q,", t)
+	}
+	b.WriteString("}\n")
+	value := `t`
+	if s.header == "Authorization" {
+		value = `"Bearer " .. t`
+	}
+	fmt.Fprintf(&b, `local i = 0
+wrk.method = "POST"
+wrk.body = %q
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  local t = tokens[(i %% #tokens) + 1]
+  wrk.headers[%q] = %s
+  return wrk.format()
+end
+`, s.body, s.header, value)
+	path := filepath.Join(dir, s.name+".lua")
+	check(os.WriteFile(path, []byte(b.String()), 0o600))
+	return path
+}
+
+var (
+	rateLine   = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	non2xxLine = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+func runWrk(threads, conns int, d time.Duration, script, url string) float64 {
+	r, _ := runWrkCPU(threads, conns, d, script, url, 0)
+	return r
+}
+
+// cpuUse is the CPU time each process spent in a round, per request.
+type cpuUse struct{ caddy, upstream, wrk, idle time.Duration }
+
+// runWrkCPU runs wrk and, when caddyPID is set, accounts the round's CPU per request: Caddy's,
+// this process's (the upstream), wrk's, and the machine's idle time.
+func runWrkCPU(threads, conns int, d time.Duration, script, url string, caddyPID int) (float64, cpuUse) {
+	cmd := exec.Command("wrk", "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+d.String(), "-s", script, url)
+	c0, s0, i0 := procCPU(caddyPID), selfCPU(), idleCPU()
+	out, err := cmd.CombinedOutput()
+	c1, s1, i1 := procCPU(caddyPID), selfCPU(), idleCPU()
+	var use cpuUse
+	if err == nil && caddyPID != 0 {
+		use = cpuUse{caddy: c1 - c0, upstream: s1 - s0, wrk: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), idle: i1 - i0}
+	}
+	if err != nil {
+		log.Fatalf("wrk: %v: %s", err, out)
+	}
+	if m := non2xxLine.FindSubmatch(out); m != nil {
+		log.Fatalf("%s: %s responses were not 2xx:\n%s", url, m[1], out)
+	}
+	m := rateLine.FindSubmatch(out)
+	if m == nil {
+		log.Fatalf("wrk printed no rate: %s", out)
+	}
+	r, _ := strconv.ParseFloat(string(m[1]), 64)
+	if n := r * d.Seconds(); n > 0 {
+		per := func(t time.Duration) time.Duration { return time.Duration(float64(t) / n) }
+		use = cpuUse{per(use.caddy), per(use.upstream), per(use.wrk), per(use.idle)}
+	}
+	return r, use
+}
+
+// procCPU is the user+system CPU time of process pid so far (0 for pid 0).
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	// The fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// selfCPU is this process's user+system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	check(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// idleCPU is the machine's idle time so far, summed over its CPUs.
+func idleCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	check(err)
+	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]) // cpu user nice system idle ...
+	idle, _ := strconv.ParseInt(f[4], 10, 64)
+	return time.Duration(idle) * time.Second / 100
+}
+
+// measureTTFB times the first byte of 200 streamed responses of each side, alternating, one
+// at a time.
+func measureTTFB(plain, behest string, tokens []string, selected []scenario) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
+	first := func(base string, s scenario, token string) time.Duration {
+		req, _ := http.NewRequest("POST", base+s.path, strings.NewReader(s.body))
+		v := token
+		if s.header == "Authorization" {
+			v = "Bearer " + token
+		}
+		req.Header.Set(s.header, v)
+		start := time.Now()
+		resp, err := client.Do(req)
+		check(err)
+		buf := make([]byte, 1)
+		_, err = io.ReadFull(resp.Body, buf)
+		d := time.Since(start)
+		check(err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			log.Fatalf("%s%s: %d", base, s.path, resp.StatusCode)
+		}
+		return d
+	}
+	fmt.Printf("%-17s %-14s %-14s %s\n", "scenario", "plain p50", "behest p50", "difference")
+	for _, s := range selected {
+		if !strings.HasSuffix(s.name, "-stream") {
+			continue
+		}
+		var p, b []float64
+		for i := range 200 {
+			p = append(p, float64(first(plain, s, tokens[i%len(tokens)])))
+			b = append(b, float64(first(behest, s, tokens[i%len(tokens)])))
+		}
+		fmt.Printf("%-17s %-14s %-14s %s\n", s.name, time.Duration(median(p)).Round(time.Microsecond),
+			time.Duration(median(b)).Round(time.Microsecond), time.Duration(median(b)-median(p)).Round(time.Microsecond))
+	}
+}
+
+func fmtRates(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.Itoa(int(r))
+	}
+	return strings.Join(parts, " ")
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func mint(base, user string) string {
+	req, _ := http.NewRequest("POST", base+"/v1/auth/mint", strings.NewReader(`{"user_id":"`+user+`","ttl":3600}`))
+	req.Header.Set("Authorization", "Bearer load-key")
+	resp, err := http.DefaultClient.Do(req)
+	check(err)
+	defer resp.Body.Close()
+	var m struct{ Token string }
+	check(json.NewDecoder(resp.Body).Decode(&m))
+	if m.Token == "" {
+		log.Fatalf("mint %s: status %d", user, resp.StatusCode)
+	}
+	return m.Token
+}
+
+func waitUp(url string) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return
+		}
+	}
+	log.Fatal("caddy did not start")
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// startUpstream serves the three APIs as a provider would, answering at once (with ttfbGap
+// between a stream's first chunk and the rest, when measuring time to first byte).
+func startUpstream(ttfb bool) string {
+	gap := time.Duration(0)
+	if ttfb {
+		gap = 20 * time.Millisecond
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		stream := bytes.Contains(body, []byte(`"stream":true`)) || strings.Contains(r.URL.Path, ":streamGenerateContent")
+		var events []string
+		var whole string
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/v1/messages"):
+			whole = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5-20251001","content":[{"type":"text","text":"Hello there, how can I help?"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":9}}`
+			events = []string{
+				"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5-20251001\",\"content\":[],\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n",
+				"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there,\"}}\n\n",
+				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" how can I help?\"}}\n\n",
+				"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+				"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n",
+				"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+			}
+		case strings.Contains(r.URL.Path, ":"):
+			whole = `{"candidates":[{"content":{"parts":[{"text":"Hello there, how can I help?"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":9,"totalTokenCount":21},"modelVersion":"gemini-2.5-flash"}`
+			events = []string{
+				"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hello there,\"}],\"role\":\"model\"},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":3,\"totalTokenCount\":15},\"modelVersion\":\"gemini-2.5-flash\"}\r\n\r\n",
+				"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" how can I help?\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":9,\"totalTokenCount\":21},\"modelVersion\":\"gemini-2.5-flash\"}\r\n\r\n",
+			}
+		default:
+			whole = `{"id":"chatcmpl-1","object":"chat.completion","created":1764201234,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}`
+			head := `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1764201234,"model":"gpt-4o-mini-2024-07-18","choices":[`
+			events = []string{
+				"data: " + head + `{"index":0,"delta":{"role":"assistant","content":"Hello there,"},"finish_reason":null}],"usage":null}` + "\n\n",
+				"data: " + head + `{"index":0,"delta":{"content":" how can I help?"},"finish_reason":"stop"}],"usage":null}` + "\n\n",
+				"data: " + head + `],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}` + "\n\n",
+				"data: [DONE]\n\n",
+			}
+		}
+		if !stream {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(whole)))
+			_, _ = io.WriteString(w, whole)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		bw := bufio.NewWriter(w)
+		for i, e := range events {
+			_, _ = bw.WriteString(e)
+			if i == 0 {
+				_ = bw.Flush()
+				w.(http.Flusher).Flush()
+				time.Sleep(gap)
+			}
+		}
+		_ = bw.Flush()
+	})}
+	go func() { _ = srv.Serve(l) }()
+	return l.Addr().String()
+}
