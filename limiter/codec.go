@@ -42,13 +42,13 @@ func parseUserKey(b []byte) (userKey, error) {
 // charged their reservation, as a request cut off is).
 func appendUser(b []byte, u *userState) []byte {
 	b = append(b, valueFormat)
-	for _, v := range [...]int64{u.latest, u.day, u.dayTokens, int64(u.dayCost), u.month, int64(u.monthCost)} {
+	for _, v := range [...]int64{u.latest, int64(u.day), u.dayTokens, int64(u.dayCost), int64(u.month), int64(u.monthCost)} {
 		b = binary.AppendVarint(b, v)
 	}
-	if u.win == nil {
+	w, gone := u.win(), expiredBy(u.latest)
+	if w == nil {
 		return binary.AppendUvarint(b, 0)
 	}
-	w, gone := u.win, expiredBy(u.latest)
 	n := 0
 	for i := range w.secs {
 		if w.secs[i] > gone && (w.reqs[i] != 0 || w.tokens[i] != 0) {
@@ -71,18 +71,23 @@ func parseUser(b []byte) (*userState, error) {
 	if r.byte() != valueFormat {
 		return nil, errCorrupt
 	}
-	u := &userState{latest: r.varint(), day: r.varint(), dayTokens: r.varint(), dayCost: Nanos(r.varint()),
-		month: r.varint(), monthCost: Nanos(r.varint())}
+	latest, day, dayTokens, dayCost, month, monthCost := r.varint(), r.varint(), r.varint(), r.varint(), r.varint(), r.varint()
+	if day != int64(int32(day)) || month != int64(int32(month)) {
+		return nil, errCorrupt
+	}
+	u := &userState{latest: latest, day: int32(day), dayTokens: dayTokens, dayCost: Nanos(dayCost),
+		month: int32(month), monthCost: Nanos(monthCost)}
 	n := r.uvarint()
 	if n > windowSlots {
 		return nil, errCorrupt
 	}
 	if n > 0 {
-		u.win = getWindow()
+		w := getWindow()
+		u.active().win = w
 		for range n {
 			sec, reqs, tokens := r.varint(), r.varint(), r.varint()
 			i := slotOf(sec)
-			u.win.secs[i], u.win.reqs[i], u.win.tokens[i] = sec, reqs, tokens
+			w.secs[i], w.reqs[i], w.tokens[i] = sec, reqs, tokens
 		}
 	}
 	if r.err != nil {

@@ -118,7 +118,7 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 	// made before a reload can never be taken for one made after it.
 	seq := uint64(time.Now().Unix()) << 20
 	for i := range e.shards {
-		e.shards[i].users = map[userKey]*userState{}
+		e.shards[i].users = map[string]*userState{}
 		e.shards[i].seq = seq
 	}
 	if path == "" {
@@ -207,10 +207,18 @@ func (e *Embedded) project(id string) *projectState {
 // lookupProject returns the state of a project, or nil.
 func (e *Embedded) lookupProject(id string) *projectState { return (*e.projects.Load())[id] }
 
+// user returns the state of k in sh when it is in memory, or nil. sh.mu is held.
+func (sh *shard) user(k userKey) *userState {
+	var buf [128]byte
+	return sh.users[string(appendMapKey(buf[:0], k))]
+}
+
 // userLocked returns the state of k, reading it from the file (or starting it) when it is not
 // in memory. sh.mu is held, and released while the file is read.
 func (e *Embedded) userLocked(sh *shard, k userKey) *userState {
-	if u := sh.users[k]; u != nil {
+	var buf [128]byte
+	key := appendMapKey(buf[:0], k)
+	if u := sh.users[string(key)]; u != nil {
 		return u
 	}
 	var loaded *userState
@@ -226,15 +234,15 @@ func (e *Embedded) userLocked(sh *shard, k userKey) *userState {
 		sh.mu.Unlock()
 		loaded = e.loadUser(k)
 		sh.mu.Lock()
-		if u := sh.users[k]; u != nil { // another request read it meanwhile
+		if u := sh.users[string(key)]; u != nil { // another request read it meanwhile
 			return u
 		}
 		if sh.dropped == dropped {
 			break
 		}
 	}
-	// Keys outlive the request: do not keep the caller's (maybe large) buffers alive.
-	sh.users[userKey{strings.Clone(k.project), strings.Clone(k.user)}] = loaded
+	// A key of its own: the caller's strings may be in (maybe large) buffers it outlives.
+	sh.users[string(key)] = loaded
 	return loaded
 }
 

@@ -3,6 +3,7 @@ package limiter
 import (
 	"fmt"
 	"time"
+	"unsafe"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -38,6 +39,22 @@ func (b *flushBatch) reset() {
 		b.projects[:0], b.usage[:0], b.expired[:0]
 }
 
+// maxKeptBatch is the most room a batch keeps between flushes: a burst of users (a flush of a
+// million) must not keep its batch's size for good.
+const maxKeptBatch = 1 << 20
+
+// trim empties b after a flush, letting go of what it referenced, and of its room when that
+// is over maxKeptBatch.
+func (b *flushBatch) trim() {
+	b.reset()
+	size := cap(b.buf) + cap(b.users)*int(unsafe.Sizeof(b.users[0])) + cap(b.userKeys)*int(unsafe.Sizeof(userKey{})) +
+		cap(b.projects)*int(unsafe.Sizeof(projectSnapshot{})) + cap(b.usage)*int(unsafe.Sizeof(usageDelta{})) +
+		cap(b.expired)*int(unsafe.Sizeof(revKey{}))
+	if size > maxKeptBatch {
+		*b = flushBatch{}
+	}
+}
+
 func (b *flushBatch) empty() bool {
 	return len(b.users)+len(b.projects)+len(b.usage)+len(b.expired) == 0
 }
@@ -55,6 +72,7 @@ func (e *Embedded) flush() error {
 	defer e.flushMu.Unlock()
 	b := &e.batch
 	b.reset()
+	defer b.trim()
 	clock := e.clock.Load()
 	newest := clock
 	for i := range e.shards {
@@ -105,60 +123,76 @@ func (e *Embedded) sweep(sh *shard, clock int64, b *flushBatch) int64 {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	newest := int64(0)
-	lease := clock - int64(e.opts.ConcurrencyLease)
-	forget := lease - int64(idleAfter)
-	for k, u := range sh.users {
+	for key, u := range sh.users {
 		newest = max(newest, u.latest)
-		for _, en := range u.usage {
-			b.usage = append(b.usage, usageDelta{usageKey{project: k.project, day: en.day, user: k.user,
-				org: en.org, session: en.session, tier: en.tier, model: en.model}, en.agg})
+		if u.act != nil && e.sweepActive(key, u, clock, b) {
+			continue // written now: dropped, if idle, by a later flush, once this is on file
 		}
-		clear(u.usage) // keep the entries' room, drop their strings
-		u.usage = u.usage[:0]
-		if clock != 0 { // else no time is known yet
-			for id, h := range u.holds {
-				switch {
-				case h.at < forget: // never settled: it stays charged in full
-					delete(u.holds, id)
-					if h.slot {
-						u.concurrent--
-					}
-				case h.slot && h.at < lease:
-					h.slot = false
-					u.holds[id] = h
-					u.concurrent--
-				}
-			}
-			if u.win != nil && u.latest < clock-int64(time.Minute) {
-				if until := u.win.emptyAt(); until <= clock {
-					// The user's time moves to when its window emptied, so that no later call
-					// can look at the window as it was before (which a caller's now lagging
-					// the store's by a minute would).
-					u.latest = max(u.latest, until)
-					putWindow(u.win)
-					u.win = nil
-				}
-			}
-		}
-		switch {
-		case u.dirty:
-			k0 := len(b.buf)
-			b.buf = appendUserKey(b.buf, k)
-			k1 := len(b.buf)
-			b.buf = appendUser(b.buf, u)
-			b.users = append(b.users, struct{ key, value [2]int }{[2]int{k0, k1}, [2]int{k1, len(b.buf)}})
-			b.userKeys = append(b.userKeys, k)
-			u.dirty = false // and dropped, if idle, by a later flush: once this is on file
-		case clock != 0 && len(u.holds) == 0 && u.latest < clock-int64(idleAfter):
-			// Clean means on file: a user is written before it can be dropped.
-			delete(sh.users, k)
+		// Idle now (and so clean: on file), dropped once idle for a day.
+		if u.act == nil && clock != 0 && u.latest < clock-int64(idleAfter) {
+			delete(sh.users, key)
 			sh.dropped++
-			if u.win != nil {
-				putWindow(u.win)
-			}
 		}
 	}
 	return newest
+}
+
+// sweepActive copies what changed in an active user into b, frees its window after a minute
+// idle and the slots of reservations past their lease, and lets the user go idle when nothing
+// is left. It reports whether it wrote the user.
+func (e *Embedded) sweepActive(key string, u *userState, clock int64, b *flushBatch) (wrote bool) {
+	a := u.act
+	lease := clock - int64(e.opts.ConcurrencyLease)
+	forget := lease - int64(idleAfter)
+	k := splitMapKey(key)
+	for _, en := range a.usage {
+		b.usage = append(b.usage, usageDelta{usageKey{project: k.project, day: en.day, user: k.user,
+			org: en.org, session: en.session, tier: en.tier, model: en.model}, en.agg})
+	}
+	clear(a.usage) // keep the entries' room, drop their strings
+	a.usage = a.usage[:0]
+	if clock != 0 { // else no time is known yet
+		for id, h := range a.holds {
+			switch {
+			case h.at < forget: // never settled: it stays charged in full
+				delete(a.holds, id)
+				if h.slot {
+					a.concurrent--
+				}
+			case h.slot && h.at < lease:
+				h.slot = false
+				a.holds[id] = h
+				a.concurrent--
+			}
+		}
+		if a.win != nil && u.latest < clock-int64(time.Minute) {
+			if until := a.win.emptyAt(); until <= clock {
+				// The user's time moves to when its window emptied, so that no later call
+				// can look at the window as it was before (which a caller's now lagging
+				// the store's by a minute would).
+				u.latest = max(u.latest, until)
+				putWindow(a.win)
+				a.win = nil
+			}
+		}
+	}
+	if a.dirty {
+		k0 := len(b.buf)
+		b.buf = appendUserKey(b.buf, k)
+		k1 := len(b.buf)
+		b.buf = appendUser(b.buf, u)
+		b.users = append(b.users, struct{ key, value [2]int }{[2]int{k0, k1}, [2]int{k1, len(b.buf)}})
+		b.userKeys = append(b.userKeys, k)
+		a.dirty, wrote = false, true
+	}
+	if len(a.holds) == 0 {
+		a.holds = nil // a map keeps its room when emptied
+	}
+	if a.win == nil && len(a.usage) == 0 && cap(a.usage) > 0 {
+		a.usage = nil
+	}
+	u.goIdle()
+	return wrote
 }
 
 // write puts b into the file.
@@ -247,17 +281,18 @@ func (e *Embedded) restore(b *flushBatch) {
 	for _, k := range b.userKeys {
 		sh := &e.shards[shardIndex(k.project, k.user)]
 		sh.mu.Lock()
-		if u := sh.users[k]; u != nil { // always: only flushes drop users, and flushMu is held
-			u.dirty = true
+		if u := sh.user(k); u != nil { // always: only flushes drop users, and flushMu is held
+			u.active().dirty = true
 		}
 		sh.mu.Unlock()
 	}
 	for _, d := range b.usage {
 		sh := &e.shards[shardIndex(d.k.project, d.k.user)]
 		sh.mu.Lock()
-		if u := sh.users[userKey{d.k.project, d.k.user}]; u != nil { // as above
-			u.addUsage(d.k.day, d.k.org, d.k.session, d.k.tier, d.k.model, d.a)
-			u.dirty = true
+		if u := sh.user(userKey{d.k.project, d.k.user}); u != nil { // as above
+			a := u.active()
+			a.addUsage(d.k.day, d.k.org, d.k.session, d.k.tier, d.k.model, d.a)
+			a.dirty = true
 		}
 		sh.mu.Unlock()
 	}

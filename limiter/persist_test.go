@@ -102,16 +102,21 @@ func TestEvictIdleReloads(t *testing.T) {
 func TestIdleWindowReleased(t *testing.T) {
 	e, _ := openForFlush(t, EmbeddedOptions{})
 	ctx := context.Background()
-	_, _, _ = e.Reserve(ctx, testBase, Request{Project: "p", User: "u", Tokens: 5})
+	res, _, _ := e.Reserve(ctx, testBase, Request{Project: "p", User: "u", Tokens: 5})
+	_, _ = e.Settle(ctx, testBase, res, Usage{InputTokens: 3})
 	_, _, _ = e.Reserve(ctx, testBase.Add(2*time.Minute), Request{Project: "p", User: "v"})
 	mustFlush(t, e) // sets the clock
 	mustFlush(t, e)
 	sh := &e.shards[shardIndex("p", "u")]
 	sh.mu.Lock()
-	win := sh.users[userKey{"p", "u"}].win
+	u := sh.user(userKey{"p", "u"})
+	win, act := u.win(), u.act
 	sh.mu.Unlock()
 	if win != nil {
 		t.Error("the window of a user idle for two minutes was kept")
+	}
+	if act != nil {
+		t.Errorf("a user idle for two minutes, and written, kept its activity: %+v", act)
 	}
 }
 
@@ -260,19 +265,20 @@ func TestCodec(t *testing.T) {
 		t.Errorf("revocation key round trip: %+v, %v", got, err)
 	}
 
-	u := &userState{latest: at(30 * time.Second), day: 20484, dayTokens: 7, dayCost: 8, month: 24312, monthCost: 9, win: new(minuteWindow)}
-	u.win.add(at(-40*time.Second), 1, 10) // gone by latest: not written
-	u.win.add(at(0), 2, 20)
-	u.win.add(at(30*time.Second), 1, 5)
+	u := &userState{latest: at(30 * time.Second), day: 20484, dayTokens: 7, dayCost: 8, month: 24312, monthCost: 9,
+		act: &userActivity{win: new(minuteWindow)}}
+	u.win().add(at(-40*time.Second), 1, 10) // gone by latest: not written
+	u.win().add(at(0), 2, 20)
+	u.win().add(at(30*time.Second), 1, 5)
 	got, err := parseUser(appendUser(nil, u))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := got.win.sums(u.latest); s.reqs != 3 || s.tokens != 25 {
+	if s := got.win().sums(u.latest); s.reqs != 3 || s.tokens != 25 {
 		r, tk := s.reqs, s.tokens
 		t.Errorf("window after a round trip: %d requests, %d tokens; want 3, 25", r, tk)
 	}
-	got.win, u.win = nil, nil
+	got.act, u.act = nil, nil
 	if !reflect.DeepEqual(got, u) {
 		t.Errorf("user round trip: %+v, want %+v", got, u)
 	}
@@ -350,8 +356,8 @@ func TestFlusherWrites(t *testing.T) {
 	sh := &e.shards[shardIndex("p", "u")]
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		sh.mu.Lock()
-		u := sh.users[userKey{"p", "u"}]
-		pending := u.dirty || len(u.usage) > 0
+		u := sh.user(userKey{"p", "u"})
+		pending := u.act != nil && (u.act.dirty || len(u.act.usage) > 0)
 		sh.mu.Unlock()
 		if !pending {
 			break

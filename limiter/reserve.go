@@ -39,7 +39,7 @@ func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reser
 	if dec.Refused == LimitNone {
 		// The project's budget is checked last and under its own lock, held only for this.
 		p.mu.Lock()
-		projectMonth = p.roll(u.month)
+		projectMonth = p.roll(int64(u.month))
 		if b := req.ProjectCostPerMonth; b > 0 && p.monthCost+cost > b {
 			dec.Refused, dec.RetryAfter = LimitProjectCostPerMonth, untilMonth(now, projectMonth+1)
 		} else {
@@ -52,10 +52,11 @@ func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reser
 	var res Reservation
 	if dec.Refused == LimitNone {
 		dec.Allowed = true
-		if u.win == nil {
-			u.win = getWindow()
+		a := u.active()
+		if a.win == nil {
+			a.win = getWindow()
 		}
-		sec := u.win.add(ns, 1, tokens)
+		sec := a.win.add(ns, 1, tokens)
 		reqs, toks = reqs+1, toks+tokens
 		w.newestReq = max(w.newestReq, sec)
 		if tokens > 0 {
@@ -64,15 +65,15 @@ func (e *Embedded) Reserve(_ context.Context, now time.Time, req Request) (Reser
 		u.dayTokens += tokens
 		u.dayCost += cost
 		u.monthCost += cost
-		u.concurrent++
+		a.concurrent++
 		sh.seq++
 		id := sh.seq<<shardBits | uint64(si)
-		if u.holds == nil {
-			u.holds = make(map[uint64]hold, 4)
+		if a.holds == nil {
+			a.holds = make(map[uint64]hold, 1)
 		}
-		u.holds[id] = hold{at: ns, sec: sec, tokens: tokens, cost: cost, day: u.day, month: u.month,
+		a.holds[id] = hold{at: ns, sec: sec, tokens: tokens, cost: cost, day: u.day, month: u.month,
 			projectMonth: projectMonth, slot: true}
-		u.dirty = true
+		a.dirty = true
 		res = Reservation{Request: req, At: now, ID: id}
 	}
 
@@ -98,13 +99,13 @@ func tooLarge(u *userState, l Limits, budget Nanos, tokens int64, cost Nanos, no
 	case l.TokensPerMinute > 0 && tokens > l.TokensPerMinute:
 		return LimitTokensPerMinute, time.Minute, true
 	case l.TokensPerDay > 0 && tokens > l.TokensPerDay:
-		return LimitTokensPerDay, untilDay(t, u.day+1), true
+		return LimitTokensPerDay, untilDay(t, int64(u.day)+1), true
 	case l.CostPerDay > 0 && cost > l.CostPerDay:
-		return LimitCostPerDay, untilDay(t, u.day+1), true
+		return LimitCostPerDay, untilDay(t, int64(u.day)+1), true
 	case l.CostPerMonth > 0 && cost > l.CostPerMonth:
-		return LimitCostPerMonth, untilMonth(t, u.month+1), true
+		return LimitCostPerMonth, untilMonth(t, int64(u.month)+1), true
 	case budget > 0 && cost > budget:
-		return LimitProjectCostPerMonth, untilMonth(t, u.month+1), true
+		return LimitProjectCostPerMonth, untilMonth(t, int64(u.month)+1), true
 	}
 	return LimitNone, 0, false
 }
@@ -115,19 +116,23 @@ func tooLarge(u *userState, l Limits, budget Nanos, tokens int64, cost Nanos, no
 func (u *userState) refusal(l Limits, reqs, toks, tokens int64, cost Nanos, ns, now int64) (Limit, time.Duration) {
 	t := time.Unix(0, now)
 	switch {
-	case l.ConcurrentRequests > 0 && u.concurrent+1 > l.ConcurrentRequests:
+	case l.ConcurrentRequests > 0 && u.concurrent()+1 > l.ConcurrentRequests:
 		// A slot frees when a request ends, which cannot be foreseen: a short hint.
 		return LimitConcurrentRequests, time.Second
 	case l.RequestsPerMinute > 0 && reqs+1 > l.RequestsPerMinute:
-		return LimitRequestsPerMinute, u.win.waitFor(&u.win.reqs, ns, now, reqs+1-l.RequestsPerMinute)
+		// reqs > 0: the window exists.
+		return LimitRequestsPerMinute, u.win().waitFor(&u.win().reqs, ns, now, reqs+1-l.RequestsPerMinute)
 	case l.TokensPerMinute > 0 && toks+tokens > l.TokensPerMinute:
-		return LimitTokensPerMinute, u.win.waitFor(&u.win.tokens, ns, now, toks+tokens-l.TokensPerMinute)
+		if w := u.win(); w != nil {
+			return LimitTokensPerMinute, w.waitFor(&w.tokens, ns, now, toks+tokens-l.TokensPerMinute)
+		}
+		return LimitTokensPerMinute, time.Minute // unreachable: tooLarge refused it
 	case l.TokensPerDay > 0 && u.dayTokens+tokens > l.TokensPerDay:
-		return LimitTokensPerDay, untilDay(t, u.day+1)
+		return LimitTokensPerDay, untilDay(t, int64(u.day)+1)
 	case l.CostPerDay > 0 && u.dayCost+cost > l.CostPerDay:
-		return LimitCostPerDay, untilDay(t, u.day+1)
+		return LimitCostPerDay, untilDay(t, int64(u.day)+1)
 	case l.CostPerMonth > 0 && u.monthCost+cost > l.CostPerMonth:
-		return LimitCostPerMonth, untilMonth(t, u.month+1)
+		return LimitCostPerMonth, untilMonth(t, int64(u.month)+1)
 	}
 	return LimitNone, 0
 }
@@ -146,25 +151,26 @@ func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, use
 	sh := &e.shards[shardIndex(req.Project, req.User)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	u := sh.users[userKey{req.Project, req.User}] // a user with holds is never evicted
-	if u == nil {
+	u := sh.user(userKey{req.Project, req.User}) // a user with holds is never evicted
+	if u == nil || u.act == nil {
 		return Spend{}, nil
 	}
-	h, ok := u.holds[res.ID]
+	a := u.act
+	h, ok := a.holds[res.ID]
 	if !ok {
 		return Spend{}, nil
 	}
-	delete(u.holds, res.ID)
+	delete(a.holds, res.ID)
 	if h.slot {
-		u.concurrent--
+		a.concurrent--
 	}
 	in, out, cost := max(used.InputTokens, 0), max(used.OutputTokens, 0), max(used.Cost, 0)
 	cached := min(max(used.CachedInputTokens, 0), in)
 	dTokens, dCost := in+out-h.tokens, cost-h.cost
 	// Only the window second, day and month that held the reservation change: settling
 	// yesterday's request must not make room today.
-	if u.win != nil && dTokens != 0 {
-		u.win.adjustTokens(h.sec, dTokens)
+	if a.win != nil && dTokens != 0 {
+		a.win.adjustTokens(h.sec, dTokens)
 	}
 	var spend Spend
 	if u.day == h.day {
@@ -186,9 +192,9 @@ func (e *Embedded) Settle(_ context.Context, now time.Time, res Reservation, use
 		spend.ProjectMonth = p.monthCost
 	}
 	p.mu.Unlock()
-	u.dirty = true
+	a.dirty = true
 	if !req.Free {
-		u.addUsage(dayOf(res.At), req.Org, req.Session, req.Tier, req.Model,
+		a.addUsage(dayOf(res.At), req.Org, req.Session, req.Tier, req.Model,
 			usageAgg{Requests: 1, InputTokens: in, CachedInputTokens: cached, OutputTokens: out, Cost: cost})
 	}
 	return spend, nil
@@ -203,7 +209,7 @@ func (e *Embedded) Remaining(_ context.Context, now time.Time, req Request) (Rem
 	k := userKey{req.Project, req.User}
 	sh := &e.shards[shardIndex(req.Project, req.User)]
 	sh.mu.Lock()
-	u := sh.users[k]
+	u := sh.user(k)
 	if u == nil {
 		sh.mu.Unlock()
 		u = e.loadUser(k)
@@ -217,7 +223,7 @@ func (e *Embedded) Remaining(_ context.Context, now time.Time, req Request) (Rem
 	var spent Nanos
 	if p := e.lookupProject(req.Project); p != nil {
 		p.mu.Lock()
-		spent = p.spentIn(v.month)
+		spent = p.spentIn(int64(v.month))
 		p.mu.Unlock()
 	}
 	l := req.Limits
@@ -227,7 +233,7 @@ func (e *Embedded) Remaining(_ context.Context, now time.Time, req Request) (Rem
 		TokensPerDay:        left(l.TokensPerDay, v.dayTokens),
 		CostPerDay:          Nanos(left(int64(l.CostPerDay), int64(v.dayCost))),
 		CostPerMonth:        Nanos(left(int64(l.CostPerMonth), int64(v.monthCost))),
-		ConcurrentRequests:  left(l.ConcurrentRequests, v.concurrent),
+		ConcurrentRequests:  left(l.ConcurrentRequests, v.concurrent()),
 		ProjectCostPerMonth: Nanos(left(int64(req.ProjectCostPerMonth), int64(spent))),
 	}, nil
 }
@@ -245,7 +251,7 @@ func left(limit, used int64) int64 {
 // request: stores refuse it with Decision.Never before looking at anything in use.
 func TooLarge(req Request, now time.Time) (Limit, time.Duration) {
 	d := dayOfNanos(now.UnixNano())
-	u := userState{day: d, month: monthOfDay(d)}
+	u := userState{day: int32(d), month: int32(monthOfDay(d))}
 	l, wait, _ := tooLarge(&u, req.Limits, req.ProjectCostPerMonth, req.Tokens, req.Cost, now.UnixNano())
 	return l, wait
 }

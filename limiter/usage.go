@@ -214,11 +214,15 @@ func (e *Embedded) Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) 
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		for uk, u := range sh.users {
+		for key, u := range sh.users {
+			if u.act == nil || len(u.act.usage) == 0 {
+				continue // idle users have written all theirs
+			}
+			uk := splitMapKey(key)
 			if uk.project != f.project {
 				continue
 			}
-			for _, en := range u.usage {
+			for _, en := range u.act.usage {
 				k := usageKey{project: uk.project, day: en.day, user: uk.user, org: en.org, session: en.session, tier: en.tier, model: en.model}
 				if f.keeps(&k) {
 					rows.add(f.group(&k), en.agg)
