@@ -110,7 +110,8 @@ func validSessionID(s string) bool {
 
 // setIdentity removes the client's credentials and identity headers and sets the verified ones,
 // as upstream headers and placeholders.
-func setIdentity(r *http.Request, id *verifier.Identity, sid string) {
+// The header values are in vals, which must outlive the request's headers.
+func setIdentity(r *http.Request, id *verifier.Identity, sid string, vals *identityValues) {
 	hdr := r.Header
 	for _, name := range tokenHeaders {
 		delete(hdr, name)
@@ -126,8 +127,8 @@ func setIdentity(r *http.Request, id *verifier.Identity, sid string) {
 			delete(hdr, name)
 		}
 	}
-	// One allocation holds every value; each header's slice points into it.
-	vals := &[6]string{id.TenantID, id.ProjectID, id.UserID, id.Tier, id.OrgID, sid}
+	// Each header's slice points into vals: no allocation of their own.
+	*vals = identityValues{id.TenantID, id.ProjectID, id.UserID, id.Tier, id.OrgID, sid}
 	hdr["X-Behest-Tenant-Id"] = vals[0:1:1]
 	hdr["X-Behest-Project-Id"] = vals[1:2:2]
 	hdr["X-Behest-User-Id"] = vals[2:3:3]
@@ -143,6 +144,9 @@ func setIdentity(r *http.Request, id *verifier.Identity, sid string) {
 		repl.Map(identityPlaceholders{id, sid}.replace)
 	}
 }
+
+// identityValues are the values of a request's identity headers.
+type identityValues [6]string
 
 // identityPlaceholders answers the {http.behest.*} placeholders (and {http.auth.user.id}) of a
 // request from its verified identity, when asked: most requests ask for none.

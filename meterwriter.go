@@ -152,15 +152,14 @@ func appendResetDuration(b []byte, d time.Duration) []byte {
 	return append(b, d.String()...)
 }
 
-// apply sets the headers, their values sharing one allocation.
-func (rl rateLimit) apply(h http.Header) {
+// apply sets the headers; their values are slices of rl.values, so rl must outlive h's use.
+func (rl *rateLimit) apply(h http.Header) {
 	if !rl.requests && !rl.tokens {
 		return
 	}
-	values := rl.values // escapes: the header slices below point into it
-	for i := range values {
-		if values[i] != "" {
-			h[rateLimitNames[i]] = values[i : i+1 : i+1]
+	for i := range rl.values {
+		if rl.values[i] != "" {
+			h[rateLimitNames[i]] = rl.values[i : i+1 : i+1]
 		}
 	}
 }

@@ -41,7 +41,8 @@ func TestRateLimitHeaders(t *testing.T) {
 	} {
 		tr := &tier{limits: limiter.Limits{RequestsPerMinute: tc.rpm, TokensPerMinute: tc.tpm}}
 		h := http.Header{}
-		rateLimitHeaders(tr, dec).apply(h)
+		rl := rateLimitHeaders(tr, dec)
+		rl.apply(h)
 		if len(h) != len(tc.want) {
 			t.Errorf("rpm %d tpm %d: headers %v; want %v", tc.rpm, tc.tpm, h, tc.want)
 		}

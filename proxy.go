@@ -73,7 +73,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	switch rt.Kind {
 	case meter.Metered:
 		var err error
-		if adm, err = h.prepareBody(r, rt, p, t); err != nil {
+		if adm, err = h.prepareBody(r, rt, p, t, &ex.body); err != nil {
 			return h.writeErrorAs(w, r, rt.Dialect, p, err)
 		}
 	case meter.Free:
@@ -96,9 +96,10 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if dec.Revoked {
 		return h.writeErrorAs(w, r, rt.Dialect, p, errRevoked)
 	}
-	rl := rateLimitHeaders(t, dec)
+	mw := &ex.mw // the headers' values live in ex, with the writer that sets them
+	mw.rl = rateLimitHeaders(t, dec)
 	if !dec.Allowed {
-		rl.apply(w.Header())
+		mw.rl.apply(w.Header())
 		if p.alerts != nil {
 			h.alertRefused(p, t, req, dec, h.now())
 		}
@@ -110,9 +111,8 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// The provider must answer uncompressed so the usage can be read; Caddy's encode directive
 	// can still compress for the client.
 	delete(r.Header, "Accept-Encoding")
-	mw := &ex.mw
-	*mw = meterWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		route: rt, origin: h.cors.origin(r, p), rl: rl}
+	mw.ResponseWriterWrapper = caddyhttp.ResponseWriterWrapper{ResponseWriter: w}
+	mw.route, mw.origin = rt, h.cors.origin(r, p)
 	defer func() {
 		// Settle even when next panics: the concurrency slot must always be freed.
 		// The request's context may be cancelled by now: Settle goes on regardless.
@@ -130,7 +130,7 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	err = next.ServeHTTP(mw, r)
 	if err != nil && mw.status == 0 {
 		// No response yet: Caddy writes the error (a 502 from reverse_proxy), with the limits.
-		rl.apply(w.Header())
+		mw.rl.apply(w.Header())
 	}
 	return err
 }
@@ -140,11 +140,18 @@ func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 type exchange struct {
 	access accessFields
 	mw     meterWriter
+	body   bodyReader
+	ids    identityValues
 }
+
+// bodyReader is the body passed on after the gateway read it.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
 
 // prepareBody reads a model request's body, bounds its worst case and rewrites it so the
 // provider honours that bound and reports its usage.
-func (h *Handler) prepareBody(r *http.Request, rt meter.Route, p *project, t *tier) (admission, error) {
+func (h *Handler) prepareBody(r *http.Request, rt meter.Route, p *project, t *tier, rb *bodyReader) (admission, error) {
 	body, err := readRequestBody(r, h.MaxRequestBody)
 	if err != nil {
 		return admission{}, badRequest("invalid_request", "", "The request body could not be read.")
@@ -200,7 +207,8 @@ func (h *Handler) prepareBody(r *http.Request, rt meter.Route, p *project, t *ti
 	if err != nil {
 		return admission{}, requestError(err)
 	}
-	r.Body = io.NopCloser(bytes.NewReader(out))
+	rb.Reset(out)
+	r.Body = rb
 	r.ContentLength = int64(len(out))
 	if v := r.Header["Content-Length"]; len(v) == 1 {
 		// In place: the header map is often full (8 entries), and any assignment to a full

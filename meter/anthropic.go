@@ -3,7 +3,6 @@ package meter
 import (
 	"bytes"
 	"net/http"
-	"strconv"
 	"strings"
 )
 
@@ -77,6 +76,7 @@ func (anthropic) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
+	info.valid = checked(body)
 	f, err := anthropicFields.pick(&obj)
 	if err != nil {
 		return info, err
@@ -109,12 +109,12 @@ func (anthropic) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, _ bo
 	if setMaxOutput <= 0 || info.HasMaxOutput {
 		return body, nil
 	}
-	obj, err := parseObject(body)
+	obj, err := info.object(body)
 	if err != nil {
 		return nil, err
 	}
 	var e editor
-	e.setTop(body, &obj, "max_tokens", strconv.AppendInt(nil, setMaxOutput, 10))
+	e.setTop(body, &obj, "max_tokens", e.number(setMaxOutput))
 	return e.apply(body, &obj), nil
 }
 

@@ -32,6 +32,7 @@ func TestAnthropicInspect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Anthropic.Inspect(messagesRoute, []byte(tt.body))
+			got.valid = checkedBody{} // where the body was: not part of what was read
 			if err != nil || got != tt.want {
 				t.Fatalf("Inspect = %+v, %v\nwant %+v", got, err, tt.want)
 			}

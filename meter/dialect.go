@@ -25,7 +25,8 @@ type Dialect interface {
 	// Rewrite returns body with what the gateway needs the provider to do: when setMaxOutput > 0
 	// and the client set no cap, the API's output cap is set; when includeUsage and the request
 	// streams, usage reporting is asked for where the API needs asking. The change is spliced
-	// into the client's bytes; when nothing changes, body itself is returned.
+	// into the client's bytes; when nothing changes, body itself is returned. info is what
+	// Inspect returned for body, unchanged since (it knows body is valid JSON).
 	Rewrite(body []byte, info RequestInfo, setMaxOutput int64, includeUsage bool) ([]byte, error)
 	// NewParser returns a reader of the usage a response to rt reports, for its content type.
 	NewParser(rt Route, contentType string) Parser

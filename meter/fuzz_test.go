@@ -3,6 +3,8 @@ package meter
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -47,6 +49,10 @@ func FuzzRewrite(f *testing.F) {
 	f.Add("/v1/completions", []byte(`{}`), int64(1), true)
 	f.Add("/v1/responses", []byte(`{"input":[{"role":"user","content":"{\"max_output_tokens\":1}"}]}`), int64(99), false)
 	f.Fuzz(func(t *testing.T, path string, body []byte, setMax int64, includeUsage bool) {
+		if u, err := url.ParseRequestURI(path); err != nil || !strings.HasPrefix(path, "/") || u.Host != "" ||
+			strings.ContainsFunc(path, func(c rune) bool { return c <= ' ' || c >= 0x7f }) {
+			return // not a request line a server would take
+		}
 		info, err := openAIInspect(path, body)
 		if err != nil {
 			return

@@ -115,6 +115,7 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
+	info.valid = checked(body)
 	f, err := geminiFields.pick(&obj)
 	if err != nil {
 		return info, err
@@ -189,7 +190,7 @@ func (gemini) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, _ bool)
 	if setMaxOutput <= 0 || info.HasMaxOutput || info.NoOutput {
 		return body, nil
 	}
-	obj, err := parseObject(body)
+	obj, err := info.object(body)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +198,8 @@ func (gemini) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, _ bool)
 	if err != nil {
 		return nil, err
 	}
-	value := strconv.AppendInt(nil, setMaxOutput, 10)
 	var e editor
+	value := e.number(setMaxOutput)
 	switch m := f[0]; {
 	case m == nil:
 		e.add("generationConfig", append(append([]byte(`{"maxOutputTokens":`), value...), '}'))
@@ -213,7 +214,7 @@ func (gemini) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, _ bool)
 		if c[0] != nil { // present but null
 			e.replace(c[0], value)
 		} else {
-			e.edits = append(e.edits, insertFirst(cfg, `"maxOutputTokens":`+string(value)))
+			e.edit(insertFirst(cfg, `"maxOutputTokens":`+string(value)))
 		}
 	default:
 		return nil, typeError(m.name(), "an object", m.value(body))

@@ -52,6 +52,7 @@ func TestGeminiInspect(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := Gemini.Inspect(tt.rt, []byte(tt.body))
+			got.valid = checkedBody{} // where the body was: not part of what was read
 			if err != nil || got != tt.want {
 				t.Fatalf("Inspect = %+v, %v\nwant %+v", got, err, tt.want)
 			}

@@ -130,6 +130,7 @@ func TestInspectFields(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Inspect: %v", err)
 			}
+			got.valid = checkedBody{} // where the body was: not part of what was read
 			if got != tt.want {
 				t.Errorf("Inspect =\n %+v, want\n %+v", got, tt.want)
 			}

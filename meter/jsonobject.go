@@ -55,6 +55,11 @@ func parseObject(body []byte) (object, error) {
 	if !json.Valid(body) {
 		return object{}, errNotObject
 	}
+	return topObject(body)
+}
+
+// topObject lists the top-level members of body, which must be valid JSON.
+func topObject(body []byte) (object, error) {
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return object{}, errNotObject

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -108,6 +107,7 @@ func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
+	info.valid = checked(body)
 	f, err := openAIFields.pick(&obj)
 	if err != nil {
 		return info, err
@@ -213,13 +213,13 @@ func (openAI) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, include
 	if capField == "" && !wantUsage {
 		return body, nil
 	}
-	obj, err := parseObject(body)
+	obj, err := info.object(body)
 	if err != nil {
 		return nil, err
 	}
 	var e editor
 	if capField != "" {
-		e.setTop(body, &obj, capField, strconv.AppendInt(nil, setMaxOutput, 10))
+		e.setTop(body, &obj, capField, e.number(setMaxOutput))
 	}
 	if wantUsage {
 		m := obj.last("stream_options")
@@ -229,7 +229,9 @@ func (openAI) Rewrite(body []byte, info RequestInfo, setMaxOutput int64, include
 		case isNull(m.value(body)):
 			e.replace(m, []byte(`{"include_usage":true}`))
 		case body[m.start] == '{':
-			e.edits = append(e.edits, includeUsageEdits(body, objectAt(body, m.start))...)
+			for _, sp := range includeUsageEdits(body, objectAt(body, m.start)) {
+				e.edit(sp)
+			}
 		default:
 			return nil, typeError("stream_options", "an object", m.value(body))
 		}

@@ -48,6 +48,31 @@ type RequestInfo struct {
 	// reference (files, images, audio by id or URL), or tools fetch content into it (web
 	// search). The body's size then bounds nothing.
 	IndirectInput bool
+
+	// valid marks the body Inspect checked, so Rewrite of the same bytes does not check the
+	// whole body again (a large prompt takes as long to check as everything else).
+	valid checkedBody
+}
+
+// checkedBody identifies a body by its bytes' address and length (comparable, unlike a slice).
+type checkedBody struct {
+	p *byte
+	n int
+}
+
+func checked(body []byte) checkedBody {
+	if len(body) == 0 {
+		return checkedBody{}
+	}
+	return checkedBody{&body[0], len(body)}
+}
+
+// object returns the top-level object of body, checking it is valid JSON unless Inspect did.
+func (r RequestInfo) object(body []byte) (object, error) {
+	if r.valid.n != 0 && r.valid == checked(body) {
+		return topObject(body)
+	}
+	return parseObject(body)
 }
 
 // OutputBound is the most output tokens the request can produce when each choice is capped at

@@ -14,20 +14,43 @@ type splice struct {
 // editor collects the changes a dialect's Rewrite makes to one body: splices at offsets, and
 // members appended at the end of the top-level object. Every other byte (field order, spacing,
 // numbers too big for a float64) stays as the client sent it.
+//
+// Its room for the usual few small edits is inline, so a rewrite allocates only its result.
 type editor struct {
 	edits []splice
-	added []byte // members appended to the top-level object, comma-separated
+	added []byte // members appended to the top-level object, each led by a comma
+
+	editRoom [4]splice
+	addRoom  [96]byte
+	numRoom  [20]byte
+}
+
+// edit records a splice.
+func (e *editor) edit(s splice) {
+	if e.edits == nil {
+		e.edits = e.editRoom[:0]
+	}
+	e.edits = append(e.edits, s)
 }
 
 // add appends the member name: value to the top-level object.
 func (e *editor) add(name string, value []byte) {
-	e.added = appendMember(e.added, name, value)
+	if e.added == nil {
+		e.added = e.addRoom[:0]
+	}
+	e.added = append(e.added, ',')
+	e.added = strconv.AppendQuote(e.added, name)
+	e.added = append(e.added, ':')
+	e.added = append(e.added, value...)
 }
 
 // replace puts value in place of m's.
 func (e *editor) replace(m *member, value []byte) {
-	e.edits = append(e.edits, splice{m.start, m.end, value})
+	e.edit(splice{m.start, m.end, value})
 }
+
+// number is n as JSON, in the editor's room: one number per rewrite.
+func (e *editor) number(n int64) []byte { return strconv.AppendInt(e.numRoom[:0], n, 10) }
 
 // setTop sets the top-level member name to value: in place when present (null, or info is
 // stale), appended otherwise.
@@ -44,13 +67,11 @@ func (e *editor) setTop(body []byte, obj *object, name string, value []byte) {
 func (e *editor) apply(body []byte, obj *object) []byte {
 	if e.added != nil {
 		// New members go right after the last one, so the client's closing layout is kept.
-		at := obj.close
-		added := e.added
+		at, added := obj.close, e.added[1:] // no comma before the first member
 		if n := len(obj.list()); n > 0 {
-			at = obj.list()[n-1].end
-			added = append([]byte{','}, added...)
+			at, added = obj.list()[n-1].end, e.added
 		}
-		e.edits = append(e.edits, splice{at, at, added})
+		e.edit(splice{at, at, added})
 	}
 	if len(e.edits) == 0 {
 		return body
@@ -83,11 +104,3 @@ func applySplices(body []byte, edits []splice) []byte {
 	return append(out, body[at:]...)
 }
 
-func appendMember(dst []byte, name string, value []byte) []byte {
-	if len(dst) > 0 {
-		dst = append(dst, ',')
-	}
-	dst = strconv.AppendQuote(dst, name)
-	dst = append(dst, ':')
-	return append(dst, value...)
-}

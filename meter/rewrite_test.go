@@ -167,3 +167,23 @@ func TestRewriteDuplicateIncludeUsage(t *testing.T) {
 		t.Fatalf("Rewrite = %s, %v; want %s", got, err, want)
 	}
 }
+
+// Rewrite trusts Inspect's check of the same bytes only: another body, even one of the same
+// length in another place, is checked again.
+func TestRewriteChecksAnotherBody(t *testing.T) {
+	body := []byte(`{"model":"m","messages":[]}`)
+	info, err := OpenAI.Inspect(Route{Dialect: OpenAI, Kind: Metered, Endpoint: ChatCompletions}, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenAI.Rewrite(body, info, 10, false); err != nil {
+		t.Fatalf("the body Inspect read: %v", err)
+	}
+	bad := []byte(`{"model":"m","messages":[}}`)
+	if len(bad) != len(body) {
+		t.Fatal("the bodies must have one length")
+	}
+	if _, err := OpenAI.Rewrite(bad, info, 10, false); err == nil {
+		t.Error("an invalid body was rewritten with another body's info")
+	}
+}
