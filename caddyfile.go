@@ -1,6 +1,7 @@
 package behest
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		mint_path|revoke_path|usage_path|me_path <path>
 //		dashboard_path <path>|off
 //		max_request_body <size>
+//		token_cache_size <size>|off
 //		project <id> { … }
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -78,6 +80,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("max_request_body %q: a size like 32MiB is expected", v)
 			}
 			h.MaxRequestBody = int64(n)
+		case "token_cache_size":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(v)
+			if v == "off" {
+				n, err = 0, nil
+			}
+			if err != nil || n > math.MaxInt64 {
+				return d.Errf("token_cache_size %q: a size like 64MiB is expected, or off", v)
+			}
+			size := int64(n)
+			h.TokenCacheSize = &size
 		case "store":
 			if !d.NextArg() {
 				return d.ArgErr()

@@ -49,6 +49,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"rotation", `signing_key_rotation often`, `signing_key_rotation "often"`},
 		{"issuer without value", `issuer`, `wrong argument count`},
 		{"max_request_body", `max_request_body lots`, `max_request_body "lots"`},
+		{"token_cache_size not a size", `token_cache_size lots`, `token_cache_size "lots": a size like 64MiB is expected, or off`},
+		{"token_cache_size negative", `token_cache_size -64MiB`, `token_cache_size "-64MiB"`},
+		{"token_cache_size a rate", `token_cache_size 64MB/s`, `token_cache_size "64MB/s"`},
+		{"token_cache_size too large", `token_cache_size 10EiB`, `token_cache_size "10EiB"`},
+		{"token_cache_size without value", `token_cache_size`, `wrong argument count`},
+		{"token_cache_size two values", `token_cache_size 64MiB 1000`, `wrong argument count`},
 		{"unknown store", `store memcached`, `http.handlers.behest.stores.memcached`},
 		{"project without id", `project {
 			tenant t
@@ -141,6 +147,8 @@ func TestLoadErrors(t *testing.T) {
 		{"tier_map unknown tier", `project p { tenant t
 			tier 1 { requests_per_minute 1 }
 			trust https://i { tier_map pro 9 } }`, `tier_map pro 9`},
+		{"token_cache_size too small", `token_cache_size 512KB
+		project p { tenant t }`, `token_cache_size 512000 is too small: the cache needs at least 1048576 bytes (1MiB); 0 turns it off`},
 		{"dashboard path", `dashboard_path dash
 		project p { tenant t }`, `dashboard_path`},
 		{"alerts webhook", `project p { tenant t

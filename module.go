@@ -64,10 +64,10 @@ type Handler struct {
 	// MaxRequestBody caps the body of a proxied request in bytes (default 32 MiB); the body
 	// size bounds a request's prompt tokens when its worst case is reserved.
 	MaxRequestBody int64 `json:"max_request_body,omitempty"`
-	// TokenCacheSize bounds the memory of the cache of verified tokens, in bytes (default 64
-	// MiB when absent, at least 1 MiB; 0 turns the cache off, and every request's token
-	// signature is checked). An entry takes about 2.3 KB for a minted token, about four times
-	// its length for a token with many claims.
+	// TokenCacheSize bounds the memory of the cache of verified tokens, in bytes, its own
+	// structures included (default 64 MiB when absent, at least 1 MiB; 0 turns the cache off,
+	// and every request's token signature is checked). An entry is charged about 2.3 KB for a
+	// minted token, about five times its length for a token with many claims.
 	TokenCacheSize *int64 `json:"token_cache_size,omitempty"`
 	// Projects are the projects this gateway serves.
 	Projects []*Project `json:"projects,omitempty"`

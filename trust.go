@@ -51,11 +51,14 @@ func (h *Handler) provisionVerifier() error {
 	if h.rotation != nil {
 		minted = h.rotation
 	}
+	cacheBytes, cacheOff := h.tokenCache()
 	v, err := verifier.New(verifier.Config{
 		Issuer:       h.Issuer,
 		MintedKeys:   minted,
 		Projects:     projects,
 		JWKSCacheTTL: time.Duration(h.JWKSCacheTTL),
+		CacheBytes:   cacheBytes,
+		DisableCache: cacheOff,
 		Now:          h.now,
 		Logger:       h.logger.Named("verifier"),
 		OnFetch: func(issuer string, err error) {

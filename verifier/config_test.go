@@ -33,7 +33,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"issuer that is no URL, no JWKS URL", Config{Projects: trust(Trust{Issuer: "clerk"})}, "absolute http(s) URL"},
 		{"negative TTL", Config{JWKSCacheTTL: -time.Second}, "must not be negative"},
 		{"negative leeway", Config{Leeway: -time.Second}, "must not be negative"},
-		{"negative cache", Config{CacheEntries: -1}, "must not be negative"},
+		{"negative cache", Config{CacheBytes: -1}, "must not be negative"},
+		{"cache below its own structures", Config{CacheBytes: 100_000}, "token cache of 100000 bytes is too small"},
 		{"minted keys without issuer", Config{MintedKeys: keySource{}}, "issuer is required"},
 	}
 	for _, tt := range tests {

@@ -341,6 +341,9 @@ var null = json.RawMessage("null")
 
 // wait blocks until the cache has applied earlier sets (ristretto applies them asynchronously).
 func (tc *tokenCache) wait() {
+	if tc == nil {
+		return
+	}
 	tc.mu.RLock()
 	defer tc.mu.RUnlock()
 	if !tc.closed {

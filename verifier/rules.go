@@ -17,7 +17,6 @@ const (
 	defaultLeeway          = 30 * time.Second
 	maxLeeway              = 60 * time.Second
 	defaultMaxJWKSBytes    = 1 << 20
-	defaultCacheEntries    = 100_000
 	defaultFetchTimeout    = 5 * time.Second
 )
 
@@ -79,8 +78,14 @@ func (v *Verifier) applyDefaults(cfg Config) error {
 			return fmt.Errorf("%s %s must not be negative", name, d)
 		}
 	}
-	if cfg.MaxJWKSBytes < 0 || cfg.CacheEntries < 0 {
-		return fmt.Errorf("max JWKS bytes (%d) and cache entries (%d) must not be negative", cfg.MaxJWKSBytes, cfg.CacheEntries)
+	if cfg.MaxJWKSBytes < 0 {
+		return fmt.Errorf("max JWKS bytes %d must not be negative", cfg.MaxJWKSBytes)
+	}
+	if cfg.CacheBytes < 0 {
+		return fmt.Errorf("token cache bytes %d must not be negative", cfg.CacheBytes)
+	}
+	if !cfg.DisableCache && cfg.CacheBytes != 0 && cfg.CacheBytes < MinCacheBytes {
+		return fmt.Errorf("a token cache of %d bytes is too small: it needs at least %d (its own structures take about 490 KB), or turn it off", cfg.CacheBytes, MinCacheBytes)
 	}
 	if cfg.MintedKeys != nil && cfg.Issuer == "" {
 		return fmt.Errorf("an issuer is required to accept minted tokens")

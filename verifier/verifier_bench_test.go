@@ -12,7 +12,7 @@ import (
 // benchEnv is a verifier of EdDSA minted tokens at a fixed time, with the default cache size.
 func benchEnv(b *testing.B) *mintedEnv {
 	b.Helper()
-	return newMintedEnv(b, nil, func(c *verifier.Config) { c.CacheEntries = 100_000 })
+	return newMintedEnv(b, nil, func(c *verifier.Config) { c.CacheBytes = 64 << 20 })
 }
 
 // BenchmarkVerifyCached is the common case: a token seen before, answered from the cache.

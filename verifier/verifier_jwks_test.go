@@ -370,7 +370,7 @@ func TestCloseEndsGoroutines(t *testing.T) {
 	hangProject.ID = "p_hang"
 	hangProject.Trust[0].Issuer = "https://hanging.example.test"
 	v, err := verifier.New(verifier.Config{
-		Projects: []verifier.Project{okProject, hangProject}, Now: c.Now, HTTPClient: client, CacheEntries: 1000,
+		Projects: []verifier.Project{okProject, hangProject}, Now: c.Now, HTTPClient: client, CacheBytes: 4 << 20,
 	})
 	must(t, err)
 	tok := k1.token(t, clerkClaims(c.Now()), nil)
@@ -443,7 +443,7 @@ func TestCloseWaitsForFetches(t *testing.T) {
 	tr := &blockingTransport{started: make(chan struct{})}
 	v, err := verifier.New(verifier.Config{
 		Projects:   []verifier.Project{clerkProject("http://jwks.example.test/jwks.json")},
-		HTTPClient: &http.Client{Transport: tr}, CacheEntries: 1000,
+		HTTPClient: &http.Client{Transport: tr}, CacheBytes: 4 << 20,
 	})
 	must(t, err)
 	select {
