@@ -68,7 +68,10 @@ func newTokenCache(maxBytes int64) (*tokenCache, error) {
 		NumCounters: counters,
 		MaxCost:     maxBytes - fixedBytes(counters),
 		BufferItems: 64,
-		// set's cost already counts ristretto's per-item structures (itemOverheadBytes);
+		// Ristretto's goroutine charges each entry as it applies the set (set passes cost 0),
+		// so the estimate is never made on the request path.
+		Cost: func(e *cachedToken) int64 { return entryBytes(e.token, e.id) },
+		// entryBytes already counts ristretto's per-item structures (itemOverheadBytes);
 		// ristretto's own addition (56 bytes) would count part of them twice.
 		IgnoreInternalCost: true,
 		KeyToHash:          tokenHash,
@@ -117,12 +120,12 @@ func (tc *tokenCache) set(token string, id *Identity, validUntil, now time.Time)
 		return
 	}
 	e := &cachedToken{token: token, id: id, validUntil: validUntil}
-	cost := entryBytes(token, id)
 	tc.mu.RLock()
 	defer tc.mu.RUnlock()
 	if !tc.closed {
 		// The TTL (on ristretto's real clock) only frees memory early; validUntil decides.
-		tc.c.SetWithTTL(token, e, cost, ttl)
+		// Cost 0: ristretto's goroutine charges the entry (Config.Cost).
+		tc.c.SetWithTTL(token, e, 0, ttl)
 	}
 }
 
