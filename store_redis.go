@@ -30,7 +30,9 @@ type RedisStore struct {
 	// Addrs are the Sentinel addresses (with master_name) or the Cluster seed nodes (with
 	// cluster).
 	Addrs []string `json:"addrs,omitempty"`
-	// MasterName is the Sentinel master set to follow.
+	// MasterName is the Sentinel master set to follow: after a failover every new connection
+	// goes to the master Sentinel names, and the old master's are closed as soon as Sentinel
+	// announces the switch, without a reload. Until the promotion on_store_error applies.
 	MasterName string `json:"master_name,omitempty"`
 	// Cluster connects to Redis Cluster through addrs.
 	Cluster bool `json:"cluster,omitempty"`
@@ -43,7 +45,7 @@ type RedisStore struct {
 	// DialTimeout bounds connecting (default 2s).
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
 	// ReadTimeout bounds waiting for an answer (default 1s): a request waits this long at most
-	// before on_store_error applies.
+	// (plus dial_timeout when it needs a new connection) before on_store_error applies.
 	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
 	// WriteTimeout bounds sending (default: read_timeout).
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`

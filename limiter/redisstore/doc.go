@@ -32,4 +32,10 @@
 // local to this instance (logged at most every 10 s and counted by FailOpenCount); such a
 // reservation settles there. A settle that Redis could not take is retried in the background
 // until Redis answers, so a blip does not hold concurrency slots until their lease ends.
+//
+// A request waits one read timeout at most for an answer (go-redis's own retries are off). A
+// reserve whose answer was lost (a timeout, a connection that broke after sending it) may have
+// run: it is asked again under the same id when the connection broke, and otherwise released
+// by id in the background once Redis answers. One that could not connect never reached Redis
+// and leaves nothing to undo, so an outage or a Sentinel failover queues only the settlements.
 package redisstore

@@ -13,7 +13,8 @@ import (
 // Options configure New. Exactly one of URL and Addrs says where Redis is.
 type Options struct {
 	// URL of one Redis server: redis://[user:password@]host:port[/db] or rediss:// for TLS
-	// (also unix:///path). Query options of redis.ParseURL are honoured.
+	// (also unix:///path). Query options of redis.ParseURL are honoured, but max_retries: the
+	// store decides what is tried again.
 	URL string
 	// Addrs are Sentinel addresses (with MasterName), Cluster seed nodes (with Cluster), or the
 	// one address of a single server.
@@ -57,8 +58,13 @@ type Options struct {
 const (
 	defaultDialTimeout = 2 * time.Second
 	defaultIOTimeout   = time.Second
-	maxRetries         = 1
-	minRetryBackoff    = time.Millisecond
+)
+
+// noRetries turns go-redis's retries off: the store decides (attempt.go). Cluster still tries
+// another node after a failed connection (and follows MOVED), after minRetryBackoff.
+const (
+	noRetries       = -1
+	minRetryBackoff = time.Millisecond
 )
 
 // first returns the first positive duration of ds (0 if none).
@@ -106,10 +112,11 @@ func (o *Options) newClient() (redis.UniversalClient, error) {
 		return nil, errors.New("cluster and sentinel take addrs, not a url")
 	}
 	// The failure policy, not go-redis, decides what an outage costs a request: one dial per
-	// attempt and one retry (for a connection that broke after its health check), instead of
-	// go-redis's 5 dials and 3 retries with backoff, so a down Redis costs a request a few ms,
-	// not ~100ms.
+	// attempt and no retry by go-redis (the store tries a broken connection's call once more
+	// itself), instead of go-redis's 5 dials and 3 retries with backoff, so a down Redis costs a
+	// request a few ms, not ~100ms, and a silent one one read timeout.
 	maint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	var client redis.UniversalClient
 	if o.URL != "" {
 		opt, err := redis.ParseURL(o.URL)
 		if err != nil {
@@ -128,25 +135,26 @@ func (o *Options) newClient() (redis.UniversalClient, error) {
 		opt.ReadTimeout = first(o.ReadTimeout, opt.ReadTimeout, defaultIOTimeout)
 		opt.WriteTimeout = first(o.WriteTimeout, opt.WriteTimeout, opt.ReadTimeout)
 		opt.DialerRetries = 1
-		if opt.MaxRetries == 0 {
-			opt.MaxRetries, opt.MinRetryBackoff = maxRetries, minRetryBackoff
-		}
+		opt.MaxRetries = noRetries
 		opt.MaintNotificationsConfig = maint
-		return redis.NewClient(opt), nil
+		client = redis.NewClient(opt)
+	} else {
+		client = redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:                    o.Addrs,
+			MasterName:               o.MasterName,
+			IsClusterMode:            o.Cluster,
+			Password:                 o.Password,
+			DB:                       o.DB,
+			PoolSize:                 o.PoolSize,
+			DialTimeout:              first(o.DialTimeout, defaultDialTimeout),
+			ReadTimeout:              first(o.ReadTimeout, defaultIOTimeout),
+			WriteTimeout:             first(o.WriteTimeout, o.ReadTimeout, defaultIOTimeout),
+			DialerRetries:            1,
+			MaxRetries:               noRetries,
+			MinRetryBackoff:          minRetryBackoff,
+			MaintNotificationsConfig: maint,
+		})
 	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:                    o.Addrs,
-		MasterName:               o.MasterName,
-		IsClusterMode:            o.Cluster,
-		Password:                 o.Password,
-		DB:                       o.DB,
-		PoolSize:                 o.PoolSize,
-		DialTimeout:              first(o.DialTimeout, defaultDialTimeout),
-		ReadTimeout:              first(o.ReadTimeout, defaultIOTimeout),
-		WriteTimeout:             first(o.WriteTimeout, o.ReadTimeout, defaultIOTimeout),
-		DialerRetries:            1,
-		MaxRetries:               maxRetries,
-		MinRetryBackoff:          minRetryBackoff,
-		MaintNotificationsConfig: maint,
-	}), nil
+	hookAttempts(client)
+	return client, nil
 }

@@ -229,12 +229,14 @@ return spend
 //
 // KEYS: 1 user, 2 rpm, 3 tpm, 4 inflight, 5 project.
 // ARGV: 1 reservation id, 2 its window second, 3 its day, 4 its month, 5 minus its tokens,
-// 6 minus its cost, 7 tombstone score (unix ms).
+// 6 minus its cost, 7 tombstone score (unix ms), 8 inflight TTL (s): a tombstone may be the
+// key's only member, and every key expires.
 //
 // Returns 1 when released, 0 when a tombstone was left.
 var releaseScript = redis.NewScript(`
 if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then
   redis.call('ZADD', KEYS[4], ARGV[7], 't' .. ARGV[1])
+  redis.call('EXPIRE', KEYS[4], ARGV[8])
   return 0
 end
 local function give(key, field, delta)

@@ -22,10 +22,11 @@ import (
 // Do not use it for a single instance that has no Redis anyway: limiter.Embedded is faster and
 // durable on its own.
 type Store struct {
-	client redis.UniversalClient
-	prefix string
-	opts   Options
-	logger *zap.Logger
+	client  redis.UniversalClient
+	cluster bool
+	prefix  string
+	opts    Options
+	logger  *zap.Logger
 
 	// Script arguments that never change, boxed once.
 	counterTTL, windowTTL, inflightTTL, usageTTL any // seconds
@@ -57,6 +58,7 @@ func New(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		client:        client,
+		cluster:       opts.Cluster,
 		prefix:        opts.KeyPrefix,
 		opts:          opts,
 		logger:        opts.Logger,
@@ -136,25 +138,26 @@ func (s *Store) Reserve(ctx context.Context, now time.Time, req limiter.Request)
 	check := revocationChecks[btoi(req.User != "")<<1|btoi(req.Session != "")]
 	wall := time.Now().UnixMilli()
 	l := req.Limits
-	v, err := reserveScript.Run(ctx, s.client, k[:],
+	v, lost, err := s.runReserve(ctx, k[:], []any{
 		now.Unix(), dayOf(now), monthOf(now),
 		l.RequestsPerMinute, l.TokensPerMinute, l.TokensPerDay, int64(l.CostPerDay), int64(l.CostPerMonth),
 		int64(req.ProjectCostPerMonth), l.ConcurrentRequests, req.Tokens, int64(req.Cost),
 		iat, check, id,
-		wall, wall+s.opts.ConcurrencyLease.Milliseconds(), wall-settleGrace.Milliseconds(),
+		wall, wall + s.opts.ConcurrencyLease.Milliseconds(), wall - settleGrace.Milliseconds(),
 		s.counterTTL, s.windowTTL, s.inflightTTL, windowSecond(now),
-	).Int64Slice()
+	})
 	if err == nil && len(v) == 1 && v[0] == -2 {
 		// Released before it ran: only a retry of a call given up on gets here.
 		return limiter.Reservation{}, limiter.Decision{}, unavailable(errors.New("the reservation was released before it ran"))
 	}
 	if err == nil && !(len(v) == 1 && v[0] == -1 || len(v) == 6 && v[0] >= 0 && v[0] < int64(len(refusedLimits))) {
-		err = fmt.Errorf("unexpected reply %v from the reserve script", v)
+		err, lost = fmt.Errorf("unexpected reply %v from the reserve script", v), true
 	}
 	if err != nil {
-		if mayHaveRun(err) {
-			// The script may have reserved after the call gave up (Redis paused with it in its
-			// socket): undo it by id once Redis answers, or it holds a slot for the lease.
+		if lost {
+			// The script may have reserved with its answer lost (Redis paused with the call in
+			// its socket, or gone after running it): undo it by id once Redis answers, or it
+			// holds a slot for the lease.
 			s.queueRelease(limiter.Reservation{Request: req, At: now, ID: id})
 		}
 		return s.reserveFailed(ctx, now, req, err)
@@ -205,12 +208,27 @@ func btoi(b bool) int {
 	return 0
 }
 
-// mayHaveRun reports whether a failed script call may still have run: Redis answered nothing
-// (a timeout, a dropped connection, a context that ended) or something unexpected. An error
-// reply means it did not run, or ran to a refusal.
-func mayHaveRun(err error) bool {
-	var reply redis.Error
-	return !errors.As(err, &reply)
+// runReserve runs the reserve script with args; lost reports whether an attempt may have run
+// without its answer reaching us. A call whose connection broke under it is made once more
+// under the same id (the script answers a reservation it already holds as admitted); a timeout
+// is not: Redis is slow, and a request would wait twice. In Cluster, go-redis makes that
+// retry, on another node if need be, and the hook sees each attempt.
+func (s *Store) runReserve(ctx context.Context, keys []string, args []any) (v []int64, lost bool, err error) {
+	if s.cluster {
+		tr := &callTrace{Context: ctx}
+		v, err = reserveScript.Run(tr, s.client, keys, args...).Int64Slice()
+		return v, err != nil && tr.lost.Load(), err
+	}
+	for attempt := 0; ; attempt++ {
+		v, err = reserveScript.Run(ctx, s.client, keys, args...).Int64Slice()
+		if err == nil {
+			return v, false, nil
+		}
+		lost = lost || answerLost(err)
+		if attempt > 0 || !answerLost(err) || timedOut(err) || ctx.Err() != nil {
+			return v, lost, err
+		}
+	}
 }
 
 // tombstoneLife is how long a release that found no reservation refuses a late reserve of it.
@@ -232,7 +250,7 @@ func (s *Store) release(ctx context.Context, res limiter.Reservation) error {
 	// leases once tombstoneLife has gone by.
 	tombstone := time.Now().Add(tombstoneLife - settleGrace).UnixMilli()
 	return releaseScript.Run(ctx, s.client, k[:keyRevUser],
-		res.ID, windowSecond(res.At), dayOf(res.At), monthOf(res.At), -req.Tokens, -int64(req.Cost), tombstone,
+		res.ID, windowSecond(res.At), dayOf(res.At), monthOf(res.At), -req.Tokens, -int64(req.Cost), tombstone, s.inflightTTL,
 	).Err()
 }
 

@@ -120,6 +120,10 @@ func TestKeysHaveTTL(t *testing.T) {
 	if _, err := s.Claim(ctx, "p_456", "alert:x", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	// A release that finds nothing leaves a tombstone, for a user who has no other key.
+	if err := s.release(ctx, limiter.Reservation{Request: testRequest("p_456", "user_gone"), At: now, ID: 42}); err != nil {
+		t.Fatal(err)
+	}
 
 	c := srv.Client()
 	keys, err := c.Keys(ctx, "*").Result()
