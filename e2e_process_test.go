@@ -3,6 +3,7 @@ package behest_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -80,15 +81,40 @@ func (p *caddyProcess) stop(sig syscall.Signal) {
 
 func (p *caddyProcess) do(t *testing.T, method, path, bearer, body string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, p.base+path, stringsReader(body))
+	status, b, err := p.try(method, path, bearer, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, b
+}
+
+// try is do for goroutines other than the test's: it returns the error instead of failing.
+func (p *caddyProcess) try(method, path, bearer, body string) (int, []byte, error) {
+	req, err := http.NewRequest(method, p.base+path, stringsReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
-	return resp.StatusCode, readBody(t, resp)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// mint mints a token on p with a project API key.
+func (p *caddyProcess) mint(t *testing.T, key, body string) minted {
+	t.Helper()
+	status, b := p.do(t, "POST", "/v1/auth/mint", key, body)
+	var m minted
+	if err := json.Unmarshal(b, &m); status != http.StatusOK || err != nil {
+		t.Fatalf("mint %s: %d %s", body, status, b)
+	}
+	return m
 }
 
 func TestRestartKeepsSpendAndUsage(t *testing.T) {
