@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 	gatewayPort = freePort()
 	code := m.Run()
 	os.RemoveAll(dir)
+	if caddyBuildDir != "" {
+		os.RemoveAll(caddyBuildDir) // ~100 MB a run
+	}
 	os.Exit(code)
 }
 

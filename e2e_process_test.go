@@ -15,12 +15,13 @@ import (
 )
 
 // caddyBinary builds Caddy with this plugin once per test run, for tests that need a real Caddy
-// process (a restart is a new process over the same data directory).
+// process (a restart is a new process over the same data directory). TestMain removes it.
 var caddyBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "behest-caddy-")
 	if err != nil {
 		return "", err
 	}
+	caddyBuildDir = dir
 	bin := filepath.Join(dir, "caddy")
 	out, err := exec.Command("go", "build", "-o", bin, "./cmd/caddy").CombinedOutput()
 	if err != nil {
@@ -28,6 +29,9 @@ var caddyBinary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// caddyBuildDir holds the binary caddyBinary built ("" when none was).
+var caddyBuildDir string
 
 // caddyProcess is a Caddy run as its own process.
 type caddyProcess struct {
