@@ -11,14 +11,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,21 +27,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/behest/caddy-behest/internal/loadtest"
 )
-
-type scenario struct {
-	name, path, body string
-	header           string // the token's header: Authorization (Bearer), x-api-key, x-goog-api-key
-}
-
-var scenarios = []scenario{
-	{"openai", "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}]}`, "Authorization"},
-	{"openai-stream", "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}`, "Authorization"},
-	{"anthropic", "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":256,"messages":[{"role":"user","content":"Say hello"}]}`, "x-api-key"},
-	{"anthropic-stream", "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Say hello"}]}`, "x-api-key"},
-	{"gemini", "/v1beta/models/gemini-2.5-flash:generateContent", `{"contents":[{"parts":[{"text":"Say hello"}]}]}`, "x-goog-api-key"},
-	{"gemini-stream", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", `{"contents":[{"parts":[{"text":"Say hello"}]}]}`, "x-goog-api-key"},
-}
 
 func main() {
 	caddyBin := flag.String("caddy", "", "a Caddy built with the plugin (go build -o /tmp/caddy ./cmd/caddy)")
@@ -64,7 +50,13 @@ func main() {
 		log.Fatal("-caddy is required: go build -o /tmp/caddy ./cmd/caddy")
 	}
 
-	up := startUpstream(*ttfb)
+	// With -ttfb, a stream's first chunk and the rest are 20 ms apart.
+	gap := time.Duration(0)
+	if *ttfb {
+		gap = 20 * time.Millisecond
+	}
+	up, err := loadtest.Serve(loadtest.Provider{StreamGap: gap})
+	check(err)
 	dir, err := os.MkdirTemp("", "behest-load-")
 	check(err)
 	defer os.RemoveAll(dir)
@@ -114,27 +106,23 @@ http://127.0.0.1:%d {
 		header_up x-goog-api-key provider-key
 	}
 }`, admin, filepath.Join(dir, "storage"), plainPort, up, behestPort, storeLine, up)
-	cfgPath := filepath.Join(dir, "Caddyfile")
-	check(os.WriteFile(cfgPath, []byte(cfg), 0o600))
-	cmd := exec.Command(*caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
-	logf, err := os.Create(filepath.Join(dir, "caddy.log"))
+	caddy, err := loadtest.StartCaddy(*caddyBin, dir, cfg)
 	check(err)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	check(cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	defer caddy.Stop()
 	plain, behest := fmt.Sprintf("http://127.0.0.1:%d", plainPort), fmt.Sprintf("http://127.0.0.1:%d", behestPort)
-	waitUp(behest + "/.well-known/jwks.json")
+	check(loadtest.WaitUp(behest+"/.well-known/jwks.json", 30*time.Second))
 
 	tokens := make([]string, *users)
 	for i := range tokens {
-		tokens[i] = mint(behest, fmt.Sprintf("org_%d:user_%d", i%10, i))
+		m, err := loadtest.Mint(nil, behest, "load-key", loadtest.MintRequest{UserID: fmt.Sprintf("org_%d:user_%d", i%10, i), TTL: 3600})
+		check(err)
+		tokens[i] = m.Token
 	}
-	selected := scenarios
+	selected := loadtest.Scenarios
 	if *only != "" {
 		selected = nil
-		for _, s := range scenarios {
-			if slices.Contains(strings.Split(*only, ","), s.name) {
+		for _, s := range loadtest.Scenarios {
+			if slices.Contains(strings.Split(*only, ","), s.Name) {
 				selected = append(selected, s)
 			}
 		}
@@ -151,25 +139,14 @@ http://127.0.0.1:%d {
 		if *profileSide == "plain" {
 			base = plain
 		}
-		go func() { done <- runWrk(*threads, *conns, *duration+4*time.Second, script, base+s.path) }()
+		go func() { done <- runWrk(*threads, *conns, *duration+4*time.Second, script, base+s.Path) }()
 		time.Sleep(2 * time.Second)
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(duration.Seconds())))
-		check(err)
-		f, err := os.Create(*profile)
-		check(err)
-		_, err = io.Copy(f, resp.Body)
-		check(err)
-		f.Close()
+		api := loadtest.Admin{Addr: admin}
+		check(saveProfile(api, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(duration.Seconds())), *profile))
 		rate := <-done
 		// And what was allocated, since Caddy started (mostly this load): -sample_index=alloc_space.
-		resp, err = http.Get(fmt.Sprintf("http://%s/debug/pprof/allocs", admin))
-		check(err)
-		f, err = os.Create(*profile + ".allocs")
-		check(err)
-		_, err = io.Copy(f, resp.Body)
-		check(err)
-		f.Close()
-		fmt.Printf("%s under %s: %.0f req/s; profiles in %s and %s.allocs\n", s.name, *profileSide, rate, *profile, *profile)
+		check(saveProfile(api, "/debug/pprof/allocs", *profile+".allocs"))
+		fmt.Printf("%s under %s: %.0f req/s; profiles in %s and %s.allocs\n", s.Name, *profileSide, rate, *profile, *profile)
 		return
 	}
 	fmt.Printf("store %s, wrk -t%d -c%d, %s rounds, %d users\n", *store, *threads, *conns, *duration, *users)
@@ -180,12 +157,12 @@ http://127.0.0.1:%d {
 		var pc, bc []cpuUse
 		for range *rounds {
 			// Alternating, so drift in the machine's load hits both sides alike.
-			pr, pu := runWrkCPU(*threads, *conns, *duration, script, plain+s.path, cmd.Process.Pid)
-			br, bu := runWrkCPU(*threads, *conns, *duration, script, behest+s.path, cmd.Process.Pid)
+			pr, pu := runWrkCPU(*threads, *conns, *duration, script, plain+s.Path, caddy.Pid())
+			br, bu := runWrkCPU(*threads, *conns, *duration, script, behest+s.Path, caddy.Pid())
 			p, b, ratios = append(p, pr), append(b, br), append(ratios, br/pr)
 			pc, bc = append(pc, pu), append(bc, bu)
 		}
-		fmt.Printf("%-17s %-28s %-28s %.2f\n", s.name, fmtRates(p), fmtRates(b), median(ratios))
+		fmt.Printf("%-17s %-28s %-28s %.2f\n", s.Name, fmtRates(p), fmtRates(b), median(ratios))
 		if *cpu {
 			fmt.Printf("  CPU per request, median (plain -> behest): caddy %s, upstream %s, wrk %s, idle %s\n",
 				cpuChange(pc, bc, func(u cpuUse) time.Duration { return u.caddy }),
@@ -194,10 +171,22 @@ http://127.0.0.1:%d {
 				cpuChange(pc, bc, func(u cpuUse) time.Duration { return u.idle }))
 		}
 	}
-	logs, _ := os.ReadFile(logf.Name())
-	if n := bytes.Count(logs, []byte(`"level":"error"`)); n > 0 {
-		fmt.Printf("caddy logged %d errors; see %s\n", n, logf.Name())
+	if n := caddy.LoggedErrors(); n > 0 {
+		fmt.Printf("caddy logged %d errors; see %s\n", n, caddy.Log)
 	}
+}
+
+// saveProfile writes the admin API's profile at path to file.
+func saveProfile(api loadtest.Admin, path, file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := api.Get(path, f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // cpuChange prints the median of one CPU figure on each side.
@@ -212,8 +201,8 @@ func cpuChange(plain, behest []cpuUse, f func(cpuUse) time.Duration) string {
 	return fmt.Sprintf("%s -> %s", med(plain), med(behest))
 }
 
-// wrkScript writes a wrk Lua script that POSTs s.body with a token of tokens, in turn.
-func wrkScript(dir string, s scenario, tokens []string) string {
+// wrkScript writes a wrk Lua script that POSTs s.Body with a token of tokens, in turn.
+func wrkScript(dir string, s loadtest.Scenario, tokens []string) string {
 	var b strings.Builder
 	b.WriteString("local tokens = {")
 	for _, t := range tokens {
@@ -221,7 +210,7 @@ func wrkScript(dir string, s scenario, tokens []string) string {
 	}
 	b.WriteString("}\n")
 	value := `t`
-	if s.header == "Authorization" {
+	if s.Header == "Authorization" {
 		value = `"Bearer " .. t`
 	}
 	fmt.Fprintf(&b, `local i = 0
@@ -234,8 +223,8 @@ request = function()
   wrk.headers[%q] = %s
   return wrk.format()
 end
-`, s.body, s.header, value)
-	path := filepath.Join(dir, s.name+".lua")
+`, s.Body, s.Header, value)
+	path := filepath.Join(dir, s.Name+".lua")
 	check(os.WriteFile(path, []byte(b.String()), 0o600))
 	return path
 }
@@ -314,15 +303,11 @@ func idleCPU() time.Duration {
 
 // measureTTFB times the first byte of 200 streamed responses of each side, alternating, one
 // at a time.
-func measureTTFB(plain, behest string, tokens []string, selected []scenario) {
+func measureTTFB(plain, behest string, tokens []string, selected []loadtest.Scenario) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}}
-	first := func(base string, s scenario, token string) time.Duration {
-		req, _ := http.NewRequest("POST", base+s.path, strings.NewReader(s.body))
-		v := token
-		if s.header == "Authorization" {
-			v = "Bearer " + token
-		}
-		req.Header.Set(s.header, v)
+	first := func(base string, s loadtest.Scenario, token string) time.Duration {
+		req, err := s.NewRequest(context.Background(), base, token)
+		check(err)
 		start := time.Now()
 		resp, err := client.Do(req)
 		check(err)
@@ -333,13 +318,13 @@ func measureTTFB(plain, behest string, tokens []string, selected []scenario) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			log.Fatalf("%s%s: %d", base, s.path, resp.StatusCode)
+			log.Fatalf("%s%s: %d", base, s.Path, resp.StatusCode)
 		}
 		return d
 	}
 	fmt.Printf("%-17s %-14s %-14s %s\n", "scenario", "plain p50", "behest p50", "difference")
 	for _, s := range selected {
-		if !strings.HasSuffix(s.name, "-stream") {
+		if !s.Stream() {
 			continue
 		}
 		var p, b []float64
@@ -347,7 +332,7 @@ func measureTTFB(plain, behest string, tokens []string, selected []scenario) {
 			p = append(p, float64(first(plain, s, tokens[i%len(tokens)])))
 			b = append(b, float64(first(behest, s, tokens[i%len(tokens)])))
 		}
-		fmt.Printf("%-17s %-14s %-14s %s\n", s.name, time.Duration(median(p)).Round(time.Microsecond),
+		fmt.Printf("%-17s %-14s %-14s %s\n", s.Name, time.Duration(median(p)).Round(time.Microsecond),
 			time.Duration(median(b)).Round(time.Microsecond), time.Duration(median(b)-median(p)).Round(time.Microsecond))
 	}
 }
@@ -369,103 +354,14 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func mint(base, user string) string {
-	req, _ := http.NewRequest("POST", base+"/v1/auth/mint", strings.NewReader(`{"user_id":"`+user+`","ttl":3600}`))
-	req.Header.Set("Authorization", "Bearer load-key")
-	resp, err := http.DefaultClient.Do(req)
-	check(err)
-	defer resp.Body.Close()
-	var m struct{ Token string }
-	check(json.NewDecoder(resp.Body).Decode(&m))
-	if m.Token == "" {
-		log.Fatalf("mint %s: status %d", user, resp.StatusCode)
-	}
-	return m.Token
-}
-
-func waitUp(url string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return
-		}
-	}
-	log.Fatal("caddy did not start")
-}
-
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := loadtest.FreePort()
 	check(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func check(err error) {
 	if err != nil {
 		log.Fatal(err)
 	}
-}
-
-// startUpstream serves the three APIs as a provider would, answering at once (with ttfbGap
-// between a stream's first chunk and the rest, when measuring time to first byte).
-func startUpstream(ttfb bool) string {
-	gap := time.Duration(0)
-	if ttfb {
-		gap = 20 * time.Millisecond
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		stream := bytes.Contains(body, []byte(`"stream":true`)) || strings.Contains(r.URL.Path, ":streamGenerateContent")
-		var events []string
-		var whole string
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/v1/messages"):
-			whole = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5-20251001","content":[{"type":"text","text":"Hello there, how can I help?"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":9}}`
-			events = []string{
-				"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5-20251001\",\"content\":[],\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n",
-				"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
-				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there,\"}}\n\n",
-				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" how can I help?\"}}\n\n",
-				"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
-				"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n",
-				"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-			}
-		case strings.Contains(r.URL.Path, ":"):
-			whole = `{"candidates":[{"content":{"parts":[{"text":"Hello there, how can I help?"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":9,"totalTokenCount":21},"modelVersion":"gemini-2.5-flash"}`
-			events = []string{
-				"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hello there,\"}],\"role\":\"model\"},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":3,\"totalTokenCount\":15},\"modelVersion\":\"gemini-2.5-flash\"}\r\n\r\n",
-				"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" how can I help?\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":9,\"totalTokenCount\":21},\"modelVersion\":\"gemini-2.5-flash\"}\r\n\r\n",
-			}
-		default:
-			whole = `{"id":"chatcmpl-1","object":"chat.completion","created":1764201234,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}`
-			head := `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1764201234,"model":"gpt-4o-mini-2024-07-18","choices":[`
-			events = []string{
-				"data: " + head + `{"index":0,"delta":{"role":"assistant","content":"Hello there,"},"finish_reason":null}],"usage":null}` + "\n\n",
-				"data: " + head + `{"index":0,"delta":{"content":" how can I help?"},"finish_reason":"stop"}],"usage":null}` + "\n\n",
-				"data: " + head + `],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}` + "\n\n",
-				"data: [DONE]\n\n",
-			}
-		}
-		if !stream {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Content-Length", strconv.Itoa(len(whole)))
-			_, _ = io.WriteString(w, whole)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		bw := bufio.NewWriter(w)
-		for i, e := range events {
-			_, _ = bw.WriteString(e)
-			if i == 0 {
-				_ = bw.Flush()
-				w.(http.Flusher).Flush()
-				time.Sleep(gap)
-			}
-		}
-		_ = bw.Flush()
-	})}
-	go func() { _ = srv.Serve(l) }()
-	return l.Addr().String()
 }
