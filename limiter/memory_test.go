@@ -25,8 +25,12 @@ var memUsers = flag.Int("limiter.users", 100_000, "distinct users BenchmarkMemor
 //
 //	go test ./limiter -run '^$' -bench MemoryPerUser -benchtime 1x -limiter.users 1000000
 func BenchmarkMemoryPerUser(b *testing.B) {
+	n := *memUsers
+	if testing.Short() {
+		n = min(n, 10_000) // CI runs every benchmark once, for correctness
+	}
 	for b.Loop() {
-		perUser := memoryPerUser(b, *memUsers)
+		perUser := memoryPerUser(b, n)
 		b.ReportMetric(perUser, "B/user")
 		b.ReportMetric(perUser*1e6/(1<<20), "MiB/1M-users")
 	}

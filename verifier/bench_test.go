@@ -126,6 +126,9 @@ func BenchmarkTokenCacheHeap(b *testing.B) {
 		{"small-100k-64MiB", 100_000, defaultCacheBytes, smallToken},
 		{"large-30k-64MiB", 30_000, defaultCacheBytes, largeToken},
 	} {
+		if testing.Short() {
+			bc.n /= 20 // CI runs every benchmark once, for correctness
+		}
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
 				before := heapAlloc()
