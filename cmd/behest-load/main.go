@@ -45,6 +45,8 @@ func main() {
 	profile := flag.String("profile", "", "write a CPU profile of Caddy under load of the first scenario to this file, and stop")
 	cpu := flag.Bool("cpu", false, "also print each process's CPU time per request")
 	profileSide := flag.String("profile-side", "behest", "the side -profile loads: behest or plain")
+	sameHeaders := flag.Bool("same-headers", false, "the plain side also sends the identity headers up and six x-ratelimit-* headers down: "+
+		"what behest's work costs beyond the headers the contract requires")
 	flag.Parse()
 	if *caddyBin == "" {
 		log.Fatal("-caddy is required: go build -o /tmp/caddy ./cmd/caddy")
@@ -69,6 +71,23 @@ func main() {
 	if *profile != "" {
 		admin = fmt.Sprintf("127.0.0.1:%d", freePort())
 	}
+	plainHeaders := ""
+	if *sameHeaders {
+		// The headers behest adds for the load's tokens, with values of the same length.
+		plainHeaders = `
+		header_up X-Behest-Tenant-Id t_load
+		header_up X-Behest-Project-Id p_load
+		header_up X-Behest-User-Id org_1:user_11
+		header_up X-Behest-Tier 1
+		header_up X-Behest-Org-Id org_1
+		header_up X-Behest-Session-Id s_0123456789abcdef
+		header_down X-Ratelimit-Limit-Requests 1000000000
+		header_down X-Ratelimit-Remaining-Requests 999999123
+		header_down X-Ratelimit-Reset-Requests 59.917s
+		header_down X-Ratelimit-Limit-Tokens 1000000000000
+		header_down X-Ratelimit-Remaining-Tokens 999998765432
+		header_down X-Ratelimit-Reset-Tokens 59.917s`
+	}
 	cfg := fmt.Sprintf(`{
 	admin %s
 	auto_https off
@@ -79,7 +98,7 @@ http://127.0.0.1:%d {
 	reverse_proxy %s {
 		header_up Authorization "Bearer provider-key"
 		header_up x-api-key provider-key
-		header_up x-goog-api-key provider-key
+		header_up x-goog-api-key provider-key%s
 	}
 }
 http://127.0.0.1:%d {
@@ -105,7 +124,7 @@ http://127.0.0.1:%d {
 		header_up x-api-key provider-key
 		header_up x-goog-api-key provider-key
 	}
-}`, admin, filepath.Join(dir, "storage"), plainPort, up, behestPort, storeLine, up)
+}`, admin, filepath.Join(dir, "storage"), plainPort, up, plainHeaders, behestPort, storeLine, up)
 	caddy, err := loadtest.StartCaddy(*caddyBin, dir, cfg)
 	check(err)
 	defer caddy.Stop()
@@ -150,6 +169,9 @@ http://127.0.0.1:%d {
 		return
 	}
 	fmt.Printf("store %s, wrk -t%d -c%d, %s rounds, %d users\n", *store, *threads, *conns, *duration, *users)
+	if *sameHeaders {
+		fmt.Println("plain sends the same identity and x-ratelimit-* headers (header_up, header_down)")
+	}
 	fmt.Printf("%-17s %-28s %-28s %s\n", "scenario", "plain req/s", "behest req/s", "ratio (median)")
 	for _, s := range selected {
 		script := wrkScript(dir, s, tokens)
@@ -171,8 +193,12 @@ http://127.0.0.1:%d {
 				cpuChange(pc, bc, func(u cpuUse) time.Duration { return u.idle }))
 		}
 	}
-	if n := caddy.LoggedErrors(); n > 0 {
-		fmt.Printf("caddy logged %d errors; see %s\n", n, caddy.Log)
+	// The run's directory goes when it ends: the errors are printed here.
+	if lines := caddy.ErrorLines(); len(lines) > 0 {
+		fmt.Printf("caddy logged %d errors, the first:\n", len(lines))
+		for _, l := range lines[:min(len(lines), 5)] {
+			fmt.Println("  " + l)
+		}
 	}
 }
 

@@ -61,7 +61,16 @@ func (c *Caddy) Stop() {
 }
 
 // LoggedErrors counts the lines Caddy has logged at level error.
-func (c *Caddy) LoggedErrors() int {
+func (c *Caddy) LoggedErrors() int { return len(c.ErrorLines()) }
+
+// ErrorLines are the lines Caddy has logged at level error.
+func (c *Caddy) ErrorLines() []string {
 	logs, _ := os.ReadFile(c.Log)
-	return bytes.Count(logs, []byte(`"level":"error"`))
+	var lines []string
+	for line := range bytes.Lines(logs) {
+		if bytes.Contains(line, []byte(`"level":"error"`)) {
+			lines = append(lines, string(bytes.TrimSpace(line)))
+		}
+	}
+	return lines
 }
