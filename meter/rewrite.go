@@ -103,4 +103,3 @@ func applySplices(body []byte, edits []splice) []byte {
 	}
 	return append(out, body[at:]...)
 }
-
