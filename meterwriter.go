@@ -101,29 +101,29 @@ func rateLimitHeaders(t *tier, dec limiter.Decision) rateLimit {
 	// The six values are written into one string and sliced out of it: one allocation.
 	var buf [128]byte
 	var ends [6]int
-	b := buf[:0]
-	if rl.requests {
-		b = strconv.AppendInt(b, dec.RequestsLimit, 10)
-		ends[0] = len(b)
-		b = strconv.AppendInt(b, max(dec.RequestsRemaining, 0), 10)
-		ends[1] = len(b)
-		b = appendResetDuration(b, dec.RequestsReset)
-		ends[2] = len(b)
-	}
-	ends[3], ends[4], ends[5] = len(b), len(b), len(b)
-	if rl.tokens {
-		b = strconv.AppendInt(b, dec.TokensLimit, 10)
-		ends[3] = len(b)
-		b = strconv.AppendInt(b, max(dec.TokensRemaining, 0), 10)
-		ends[4] = len(b)
-		b = appendResetDuration(b, dec.TokensReset)
-		ends[5] = len(b)
-	}
+	b := appendLimit(buf[:0], ends[0:3], rl.requests, dec.RequestsLimit, dec.RequestsRemaining, dec.RequestsReset)
+	b = appendLimit(b, ends[3:6], rl.tokens, dec.TokensLimit, dec.TokensRemaining, dec.TokensReset)
 	all, start := string(b), 0
 	for i, end := range ends {
 		rl.values[i], start = all[start:end], end
 	}
 	return rl
+}
+
+// appendLimit appends one limit's values (limit, remaining, reset) when on, and notes in ends
+// where each ends; an absent limit's values are empty.
+func appendLimit(b []byte, ends []int, on bool, limit, remaining int64, reset time.Duration) []byte {
+	if !on {
+		ends[0], ends[1], ends[2] = len(b), len(b), len(b)
+		return b
+	}
+	b = strconv.AppendInt(b, limit, 10)
+	ends[0] = len(b)
+	b = strconv.AppendInt(b, max(remaining, 0), 10)
+	ends[1] = len(b)
+	b = appendResetDuration(b, reset)
+	ends[2] = len(b)
+	return b
 }
 
 // appendResetDuration appends fmtDuration(d) without allocating for the resets a minute's

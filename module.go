@@ -300,8 +300,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.writeErrorAs(w, r, d, p, badRequest("invalid_session_id", "X-Session-Id",
 			"X-Session-Id must be at most 128 printable ASCII characters without spaces."))
 	}
+	t := p.tierOf(id.Tier)
 	// One allocation for what the request needs from here on.
-	ex := &exchange{access: accessFields{project: p.id, tier: p.tierOf(id.Tier).name, session: sid}}
+	ex := &exchange{access: accessFields{project: p.id, tier: t.name, session: sid}}
 	setIdentity(r, id, sid, &ex.ids)
 	attestation := ""
 	if p.attest != nil {
@@ -316,12 +317,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if routeErr != nil {
 		return h.writeErrorAs(w, r, d, p, routeErr)
 	}
-	if t := p.tierOf(id.Tier); p.attest.applies(t) {
+	if p.attest.applies(t) {
 		if err := h.checkAttestation(r, p, attestation); err != nil {
 			return h.writeErrorAs(w, r, d, p, err)
 		}
 	}
-	return h.proxy(w, r, next, rt, p, id, sid, ex)
+	return h.proxy(w, r, next, rt, p, t, id, sid, ex)
 }
 
 // StoreProvider is implemented by store guest modules.

@@ -66,9 +66,8 @@ type admission struct {
 // proxy admits a verified request against its limits, passes it on, meters the response and
 // settles the reservation with what the provider reported.
 func (h *Handler) proxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler,
-	rt meter.Route, p *project, id *verifier.Identity, sid string, ex *exchange) error {
+	rt meter.Route, p *project, t *tier, id *verifier.Identity, sid string, ex *exchange) error {
 	access := &ex.access
-	t := p.tierOf(id.Tier)
 	var adm admission
 	switch rt.Kind {
 	case meter.Metered:
@@ -314,10 +313,7 @@ func (h *Handler) usageOf(r *http.Request, p *project, mw *meterWriter, adm admi
 		// requested model's price, and only then the "*" default.
 		pr, priced := p.modelPrice(u.Model)
 		if !priced {
-			pr, priced = p.modelPrice(adm.model)
-		}
-		if !priced {
-			pr, priced = p.prices["*"]
+			pr, priced = p.priceOf(adm.model)
 		}
 		var cost limiter.Nanos
 		if priced {

@@ -81,19 +81,13 @@ func (anthropic) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	field := func(i int) []byte {
-		if f[i] != nil {
-			return f[i].value(body)
-		}
-		return nil
-	}
-	if info.Model, err = stringField("model", field(0)); err != nil {
+	if info.Model, err = stringField("model", f[0].value(body)); err != nil {
 		return info, err
 	}
-	if info.Stream, err = boolField("stream", field(1)); err != nil {
+	if info.Stream, err = boolField("stream", f[1].value(body)); err != nil {
 		return info, err
 	}
-	n, ok, err := positiveInt("max_tokens", field(2))
+	n, ok, err := positiveInt("max_tokens", f[2].value(body))
 	if err != nil {
 		return info, err
 	}

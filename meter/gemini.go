@@ -136,25 +136,19 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	value := func(m *member) []byte {
-		if m == nil {
-			return nil
-		}
-		return m.value(body)
-	}
-	n, ok, err := positiveInt(nameOf(cfg[0], "maxOutputTokens"), value(cfg[0]))
+	n, ok, err := positiveInt(nameOf(cfg[0], "maxOutputTokens"), cfg[0].value(body))
 	if err != nil {
 		return info, err
 	}
 	if ok {
 		info.MaxOutput, info.HasMaxOutput, info.MaxOutputField = n, true, "generationConfig."+cfg[0].name()
 	}
-	if c, ok, err := positiveInt(nameOf(cfg[1], "candidateCount"), value(cfg[1])); err != nil {
+	if c, ok, err := positiveInt(nameOf(cfg[1], "candidateCount"), cfg[1].value(body)); err != nil {
 		return info, err
 	} else if ok {
 		info.Choices = c
 	}
-	if tc := value(cfg[2]); tc != nil && !isNull(tc) {
+	if tc := cfg[2].value(body); tc != nil && !isNull(tc) {
 		if tc[0] != '{' {
 			return info, typeError(cfg[2].name(), "an object", tc)
 		}
@@ -164,7 +158,7 @@ func (gemini) Inspect(rt Route, body []byte) (RequestInfo, error) {
 			return info, err
 		}
 		// -1 asks for dynamic thinking, 0 for none: only a positive budget adds a bound.
-		if raw := value(th[0]); raw != nil && !isNull(raw) {
+		if raw := th[0].value(body); raw != nil && !isNull(raw) {
 			b, err := strconv.ParseInt(string(raw), 10, 64)
 			if err != nil || b < -1 {
 				return info, typeError(th[0].name(), "a whole number of tokens (or -1)", raw)

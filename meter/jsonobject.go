@@ -48,7 +48,13 @@ type member struct {
 // name is the member's name as a string (for messages).
 func (m *member) name() string { return string(m.key) }
 
-func (m *member) value(doc []byte) []byte { return doc[m.start:m.end] }
+// value is the member's raw value in doc; nil for no member (a field a body does not have).
+func (m *member) value(doc []byte) []byte {
+	if m == nil {
+		return nil
+	}
+	return doc[m.start:m.end]
+}
 
 // parseObject checks that body is one valid JSON object and lists its top-level members.
 func parseObject(body []byte) (object, error) {

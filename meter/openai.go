@@ -112,16 +112,10 @@ func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	field := func(i int) []byte {
-		if f[i] != nil {
-			return f[i].value(body)
-		}
-		return nil
-	}
-	if info.Model, err = stringField("model", field(oaModel)); err != nil {
+	if info.Model, err = stringField("model", f[oaModel].value(body)); err != nil {
 		return info, err
 	}
-	if info.Stream, err = boolField("stream", field(oaStream)); err != nil {
+	if info.Stream, err = boolField("stream", f[oaStream].value(body)); err != nil {
 		return info, err
 	}
 
@@ -136,7 +130,7 @@ func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	}
 	for _, i := range caps {
 		name := openAIFields.names[i]
-		n, ok, err := positiveInt(name, field(i))
+		n, ok, err := positiveInt(name, f[i].value(body))
 		if err != nil {
 			return info, err
 		}
@@ -146,7 +140,7 @@ func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
 	}
 
 	for _, i := range []int{oaPreviousResponseID, oaConversation} {
-		if raw := field(i); raw != nil && !isNull(raw) {
+		if raw := f[i].value(body); raw != nil && !isNull(raw) {
 			info.IndirectInput = true
 		}
 	}
@@ -154,14 +148,14 @@ func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
 
 	switch rt.Endpoint {
 	case ChatCompletions:
-		if n, ok, err := positiveInt("n", field(oaN)); err != nil {
+		if n, ok, err := positiveInt("n", f[oaN].value(body)); err != nil {
 			return info, err
 		} else if ok {
 			info.Choices = n
 		}
 	case Completions:
 		for _, i := range []int{oaN, oaBestOf} {
-			n, ok, err := positiveInt(openAIFields.names[i], field(i))
+			n, ok, err := positiveInt(openAIFields.names[i], f[i].value(body))
 			if err != nil {
 				return info, err
 			}
@@ -169,7 +163,7 @@ func (openAI) Inspect(rt Route, body []byte) (RequestInfo, error) {
 				info.Choices = n
 			}
 		}
-		if prompts := promptCount(field(oaPrompt)); prompts > 1 {
+		if prompts := promptCount(f[oaPrompt].value(body)); prompts > 1 {
 			if info.Choices > math.MaxInt64/prompts {
 				info.Choices = math.MaxInt64 // absurd, and refused by any budget; never wrapped
 			} else {
