@@ -488,10 +488,13 @@ func TestMixedDialectsNeverOverspend(t *testing.T) {
 			price gemini-2.5-flash 2.00 4.00 0.20`))
 	c := tester.Client
 	m := mintToken(t, c, "test-project-key", `{"user_id":"user_mixed","tier":"tight"}`)
+	// The fake Anthropic reports 310 input tokens (most of them cache reads and writes): the
+	// prompt they came from is in the body, as with the real API, so the body bounds them.
+	system := `"system":"` + strings.Repeat("Be brief. ", 32) + `",`
 	calls := []struct{ path, header, body string }{
 		{"/v1/chat/completions", "Authorization", chat("gpt-4o-mini", `,"max_tokens":100`)},
-		{"/anthropic/v1/messages", "X-Api-Key", `{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`},
-		{"/anthropic/v1/messages", "Authorization", `{"model":"claude-haiku-4-5","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"Hi"}]}`},
+		{"/anthropic/v1/messages", "X-Api-Key", `{"model":"claude-haiku-4-5","max_tokens":100,` + system + `"messages":[{"role":"user","content":"Hi"}]}`},
+		{"/anthropic/v1/messages", "Authorization", `{"model":"claude-haiku-4-5","max_tokens":100,"stream":true,` + system + `"messages":[{"role":"user","content":"Hi"}]}`},
 		{"/gemini/v1beta/models/gemini-2.5-flash:generateContent", "X-Goog-Api-Key", `{"contents":[{"parts":[{"text":"Hi"}]}]}`},
 		{"/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "X-Goog-Api-Key", `{"contents":[{"parts":[{"text":"Hi"}]}]}`},
 	}

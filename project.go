@@ -95,10 +95,11 @@ func (g modelGlob) match(s string) bool {
 // price is a model's price in Nanos per 1M tokens (exact for prices with up to 6 decimals).
 type price struct{ input, output, cachedInput, cacheWrite int64 }
 
-// cost is what in input and out output tokens cost at p at most (the full input price),
-// rounded up: what a request reserves.
+// cost is what in input and out output tokens cost at p at most, rounded up: what a request
+// reserves. Any input token may turn out a cache write (Anthropic's cost more than input), so
+// the input is priced at the highest of its rates.
 func (p price) cost(in, out int64) limiter.Nanos {
-	return limiter.Nanos(perMillion(in, p.input) + perMillion(out, p.output))
+	return limiter.Nanos(perMillion(in, max(p.input, p.cachedInput, p.cacheWrite)) + perMillion(out, p.output))
 }
 
 // usageCost is what a response's usage costs at p, rounded up: cached input at the cached

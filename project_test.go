@@ -147,7 +147,7 @@ func nopLogger() *zap.Logger { return zap.NewNop() }
 
 // TestUsageCostCachedPrices: cached input is charged at the cached price, Anthropic cache
 // writes at the cache-write price, the rest of the input at the input price; both default to the
-// input price, and a reservation always uses the full input price.
+// input price, and a reservation prices the input at the highest of its rates.
 func TestUsageCostCachedPrices(t *testing.T) {
 	cached, write := 0.10, 1.25
 	p, err := compileProject(&Project{ID: "p", Tenant: "t", Prices: map[string]Price{
@@ -164,8 +164,18 @@ func TestUsageCostCachedPrices(t *testing.T) {
 	if got, want := p.prices["plain"].usageCost(u), limiter.USD(7*1+5*1); got != want {
 		t.Errorf("plain: usageCost = %d, want %d (cached and writes at the input price)", got, want)
 	}
-	if got, want := p.prices["claude"].cost(u.InputTokens, u.OutputTokens), limiter.USD(7*1+5*1); got != want {
-		t.Errorf("claude: reservation cost = %d, want %d (the full input price)", got, want)
+	if got, want := p.prices["claude"].cost(u.InputTokens, u.OutputTokens), limiter.USD(7*1.25+5*1); got != want {
+		t.Errorf("claude: reservation cost = %d, want %d (the input at the cache-write price, the highest)", got, want)
+	}
+	if got, want := p.prices["plain"].cost(u.InputTokens, u.OutputTokens), limiter.USD(7*1+5*1); got != want {
+		t.Errorf("plain: reservation cost = %d, want %d (the input price)", got, want)
+	}
+	// Whatever part of the input is cached or written, the reservation covers it.
+	for _, split := range []meter.Usage{{InputTokens: 7, CacheWriteTokens: 7}, {InputTokens: 7, CachedInputTokens: 7}, {InputTokens: 7}} {
+		split.OutputTokens = 1
+		if res, used := p.prices["claude"].cost(7, 1), p.prices["claude"].usageCost(split); used > res {
+			t.Errorf("usage %+v costs %d, over its reservation %d", split, used, res)
+		}
 	}
 	// Counts that do not add up are bounded by the input: never a negative charge.
 	odd := meter.Usage{InputTokens: 10, CachedInputTokens: 50, CacheWriteTokens: 50}
